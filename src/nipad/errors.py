@@ -1,0 +1,17 @@
+"""Errors nipad raises for bad user input. The CLI prints their message (no traceback) and exits non-zero."""
+
+
+class NipadError(Exception):
+    """Base class: a problem the user can fix; the message names the file or setting and the fix."""
+
+
+class DataError(NipadError):
+    """A data set, image or mask cannot be used as given."""
+
+
+class CheckpointError(NipadError):
+    """A run directory or checkpoint is missing, corrupt or from an incompatible model."""
+
+
+class ConfigError(NipadError):
+    """A setting has an invalid value."""
