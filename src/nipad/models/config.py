@@ -1,0 +1,99 @@
+"""Typed model configuration and the named presets (`paper` for a GPU, `cpu` for a 2-core machine)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from nipad.errors import ConfigError
+
+MODELS = ("onenip", "uniad")
+DECODERS = ("dynamic", "static")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a reconstruction model; saved with every checkpoint.
+
+    `decoder` picks OneNIP's prompt decoder: `dynamic` (bidirectional, default) or `static` (the unidirectional
+    ablation); it is ignored for `uniad`. `neighbour_size` None means the authors' rule feature_size // 2
+    (a 7x7 window at 224). `restoration` and `refiner` switch OneNIP's two extra streams (the ablation rows).
+    """
+
+    model: str = "onenip"
+    decoder: str = "dynamic"
+    backbone: str = "lite0"
+    backbone_weights: str | None = None
+    image_size: int = 224
+    hidden_dim: int = 256
+    heads: int = 8
+    encoder_layers: int = 4
+    decoder_layers: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    neighbour_size: int | None = None
+    jitter_scale: float = 20.0
+    jitter_prob: float = 1.0
+    restoration: bool = True
+    refiner: bool = True
+    refiner_channels: int = 128
+    dice_weight: float = 0.5
+    fusion_weight: float = 0.5
+    score_pool: int = 16
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"unknown decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
+        if self.image_size % 16 or self.image_size < 64:
+            raise ConfigError(f"--image-size must be a multiple of 16 and >= 64, got {self.image_size}")
+        if self.hidden_dim % self.heads:
+            raise ConfigError(f"hidden size {self.hidden_dim} is not divisible by {self.heads} heads")
+
+    @property
+    def feature_size(self) -> int:
+        return self.image_size // 16
+
+    @property
+    def window(self) -> int:
+        return self.neighbour_size if self.neighbour_size is not None else self.feature_size // 2
+
+    @property
+    def uses_prompt(self) -> bool:
+        return self.model == "onenip"
+
+    @property
+    def uses_refiner(self) -> bool:
+        return self.model == "onenip" and self.refiner
+
+    @property
+    def uses_restoration(self) -> bool:
+        return self.model == "onenip" and self.restoration
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown model settings {sorted(unknown)}: the checkpoint is from another nipad version")
+        return cls(**data)
+
+    def with_overrides(self, **overrides: Any) -> ModelConfig:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": {"hidden_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2, "ffn_dim": 512},
+}
+
+
+def preset(name: str, model: str = "onenip", **overrides: Any) -> ModelConfig:
+    """The named preset for `model`, with overrides (None values are ignored)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return ModelConfig(model=model, **PRESETS[name]).with_overrides(**overrides)

@@ -1,0 +1,78 @@
+"""The detector a user trains and runs: frozen features + reconstruction network + prompt pool + score fusion."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nipad.models.backbone import create_backbone
+from nipad.models.config import ModelConfig
+from nipad.models.neck import MFCN, FeatureExtractor
+from nipad.models.prompt_pool import PromptPool
+from nipad.models.reconstruction import ReconstructionNet
+
+
+def upsample(maps: Tensor, size: int) -> Tensor:
+    """Bilinear (align_corners=True) upsampling of (B, 1, h, w) maps, as the authors' UpsamplingBilinear2d."""
+    return F.interpolate(maps, size=(size, size), mode="bilinear", align_corners=True)
+
+
+def image_score(anomaly_map: Tensor, pool: int) -> Tensor:
+    """Max of the `pool` x `pool` average-pooled map (stride 1), the authors' image score; (B, 1, H, W) -> (B,)."""
+    k = min(pool, anomaly_map.shape[-1])
+    return F.avg_pool2d(anomaly_map, k, stride=1).flatten(1).max(dim=1).values
+
+
+class Detector(nn.Module):
+    """OneNIP or UniAD, end to end from uint8 images.
+
+    `fusion_scale` is the authors' c = (max + min) / 2 of the reconstruction maps, here measured on held-out
+    NORMAL training images at the end of training (the authors measure it on the test set, which is transductive).
+    """
+
+    def __init__(self, config: ModelConfig, extractor: FeatureExtractor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.extractor = extractor or FeatureExtractor(create_backbone(config.backbone, config.backbone_weights), MFCN())
+        self.net = ReconstructionNet(config, self.extractor.out_channels)
+        self.prompts = PromptPool()
+        self.register_buffer("fusion_scale", torch.tensor(1.0))
+
+    def features(self, images: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.extractor(images)
+
+    def reconstruct(self, features: Tensor) -> tuple[Tensor, list[str] | None]:
+        """Reconstruction of `features`, with the classes of the prompts chosen from the pool (OneNIP)."""
+        query = self.net.encode(features)
+        if not self.config.uses_prompt:
+            return self.net.decode(query), None
+        index = self.prompts.select(features)
+        unique, inverse = index.unique(return_inverse=True)
+        prompt = self.net.encode(self.prompts.features[unique].to(features))[inverse]
+        return self.net.decode(query, prompt), self.prompts.class_of(index)
+
+    def maps(self, features: Tensor) -> dict[str, Tensor | list[str] | None]:
+        """Reconstruction map, refiner map (or None), fused anomaly map (B, 1, S, S) and image score (B,)."""
+        rec, classes = self.reconstruct(features)
+        size = self.config.image_size
+        rec_map = upsample((rec - features).norm(dim=1, keepdim=True), size)
+        logits = self.net.refine((rec - features).abs())
+        if logits is None:
+            ref_map, anomaly_map = None, rec_map
+        else:
+            ref_map = torch.sigmoid(logits)
+            w = self.config.fusion_weight
+            anomaly_map = (1 - w) * rec_map + w * self.fusion_scale * ref_map
+        return {
+            "rec_map": rec_map,
+            "ref_map": ref_map,
+            "anomaly_map": anomaly_map,
+            "pred_score": image_score(anomaly_map, self.config.score_pool),
+            "prompt_class": classes,
+        }
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> dict[str, Tensor | list[str] | None]:
+        return self.maps(self.features(images))

@@ -1,0 +1,45 @@
+"""One training step's loss on precomputed neck features, as a module so DDP can wrap it.
+
+OneNIP: MSE(reconstruction, clean features) over the normal stream (reconstruction) and the pseudo-anomalous
+stream (restoration), + dice_weight * Dice(refiner, [0; pseudo-anomaly masks]). UniAD: the MSE of the normal
+stream alone. Jitter touches every input token (query, synthetic, prompt) for OneNIP, query tokens for UniAD.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nipad.models.losses import dice_loss
+from nipad.models.reconstruction import ReconstructionNet
+
+
+class Objective(nn.Module):
+    def __init__(self, net: ReconstructionNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self,
+        clean: Tensor,
+        prompt: Tensor | None = None,
+        synthetic: Tensor | None = None,
+        synthetic_mask: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        config = self.net.config
+        inputs, target = clean, clean
+        if config.uses_restoration and synthetic is not None:
+            inputs, target = torch.cat([clean, synthetic]), torch.cat([clean, clean])
+        query = self.net.encode(inputs, jitter=True)
+        encoded_prompt = self.net.encode(prompt, jitter=True) if config.uses_prompt else None
+        rec = self.net.decode(query, encoded_prompt)
+        losses = {"mse": F.mse_loss(rec, target)}
+        logits = self.net.refine((rec - inputs).abs())
+        if logits is not None:
+            masks = torch.zeros_like(logits)
+            if inputs.shape[0] > clean.shape[0]:
+                masks[clean.shape[0]:] = synthetic_mask.to(logits)
+            losses["dice"] = dice_loss(logits, masks)
+        losses["loss"] = losses["mse"] + config.dice_weight * losses.get("dice", torch.zeros(()))
+        return losses

@@ -1,0 +1,53 @@
+"""The per-class pool of normal image prompts and the cosine-similarity prompt selection.
+
+At inference the class of a test image need not be known: each image takes the prompt whose descriptor (the
+spatial mean of its neck features, L2-normalised) is most cosine-similar to its own.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def descriptor(features: Tensor) -> Tensor:
+    """(B, C, h, w) neck features -> (B, C) unit-norm global descriptors."""
+    return F.normalize(features.float().mean(dim=(2, 3)), dim=1)
+
+
+class PromptPool(nn.Module):
+    """Prompt features (K, C, h, w) with the class index of each; class names in `class_names`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_names: list[str] = []
+        self.register_buffer("features", torch.empty(0))
+        self.register_buffer("owners", torch.empty(0, dtype=torch.long))
+
+    def __len__(self) -> int:
+        return int(self.owners.numel())
+
+    def add(self, class_name: str, features: Tensor) -> None:
+        """Append prompts of `class_name` (a new class is appended to `class_names`)."""
+        if class_name not in self.class_names:
+            self.class_names.append(class_name)
+        owner = self.class_names.index(class_name)
+        features = features.detach().to(torch.float32)
+        self.features = features if len(self) == 0 else torch.cat([self.features, features.to(self.features)])
+        self.owners = torch.cat([self.owners, torch.full((features.shape[0],), owner, dtype=torch.long,
+                                                         device=self.owners.device)])
+
+    def load(self, class_names: list[str], features: Tensor, owners: Tensor) -> None:
+        self.class_names = list(class_names)
+        self.features, self.owners = features.to(torch.float32), owners.to(torch.long)
+
+    def select(self, features: Tensor) -> Tensor:
+        """Index of the most cosine-similar prompt for each query (B,)."""
+        if len(self) == 0:
+            raise RuntimeError("the prompt pool is empty")
+        sim = descriptor(features) @ descriptor(self.features).to(features.device).T
+        return sim.argmax(dim=1)
+
+    def class_of(self, index: Tensor) -> list[str]:
+        return [self.class_names[int(self.owners[i])] for i in index.tolist()]
