@@ -1,0 +1,117 @@
+"""Image and mask loading: any PIL mode to uint8 RGB, masks to bool, both resized to the model's input size.
+
+Files are read whole and fully decoded so that truncated or non-image files fail here, as a DataError naming the file,
+rather than deep inside training. Images with transparency are alpha-composited on black (transparent pixels become
+black, whatever colour they store).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from nipad.errors import ConfigError, DataError
+
+ImageSize = int | tuple[int, int]
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+_LABEL_ID_MAX = 128
+
+
+def as_hw(size: ImageSize) -> tuple[int, int]:
+    """`size` as (height, width): an int means a square; a tuple is (height, width), like the arrays returned."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw):
+        raise ConfigError(f"image size {size!r} is invalid. Fix: give a positive int or a (height, width) pair.")
+    return hw  # type: ignore[return-value]
+
+
+def load_image(path: str | Path, size: ImageSize) -> np.ndarray:
+    """The image at `path` as uint8 HxWx3 RGB, resized bilinearly (antialiased when shrinking) to `size`."""
+    return decode_image_bytes(_read_bytes(path), size, source=str(path))
+
+
+def decode_image_bytes(data: bytes, size: ImageSize, source: str = "<bytes>") -> np.ndarray:
+    """Encoded image bytes (PNG, JPEG, ...) as uint8 HxWx3 RGB resized to `size`; `source` names them in errors."""
+    h, w = as_hw(size)
+    rgb = to_rgb8(_decode(data, source), source)
+    if rgb.size != (w, h):
+        rgb = rgb.resize((w, h), Image.Resampling.BILINEAR)
+    return np.array(rgb, dtype=np.uint8)
+
+
+def load_mask(path: str | Path, size: ImageSize) -> np.ndarray:
+    """The mask at `path` as bool HxW, binarised (see `binarise_mask`) then resized with NEAREST to `size`."""
+    h, w = as_hw(size)
+    img = _decode(_read_bytes(path), str(path))
+    mask = Image.fromarray(binarise_mask(mask_values(img, str(path))).astype(np.uint8) * 255, mode="L")
+    if mask.size != (w, h):
+        mask = mask.resize((w, h), Image.Resampling.NEAREST)
+    return np.asarray(mask) > 127
+
+
+def image_header_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) read from the file header without decoding pixels; None if the header cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def to_rgb8(img: Image.Image, source: str = "<image>") -> Image.Image:
+    """`img` in mode RGB: 16-bit grey scaled by 65535, transparency composited on black, other modes via PIL."""
+    if img.mode in _SIXTEEN_BIT_MODES:
+        grey = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 65535.0 * 255.0
+        return Image.fromarray(np.round(grey).astype(np.uint8), mode="L").convert("RGB")
+    try:
+        if "A" in img.getbands() or "a" in img.getbands() or "transparency" in img.info:
+            rgba = img.convert("RGBA")
+            black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+            return Image.alpha_composite(black, rgba).convert("RGB")
+        return img.convert("RGB")
+    except ValueError as err:
+        raise DataError(f"cannot convert image {source} (mode {img.mode}) to RGB: {err}. Fix: save it as RGB.") from err
+
+
+def mask_values(img: Image.Image, source: str = "<mask>") -> np.ndarray:
+    """Mask pixel values as a float HxW array: single-band masks as stored (palette masks as indices), colour masks
+    as the per-pixel max over RGB."""
+    if len(img.getbands()) == 1:
+        return np.asarray(img, dtype=np.float64)
+    return np.asarray(to_rgb8(img, source), dtype=np.float64).max(axis=2)
+
+
+def binarise_mask(values: np.ndarray) -> np.ndarray:
+    """Foreground = values > 0.5 * max; an all-zero mask stays all False.
+
+    Integer masks whose max is below 128 are label-id masks (raw VisA stores defect-class ids 1..N, several per image),
+    so there every non-zero value is foreground: halving their max would drop the lower ids.
+    """
+    top = float(values.max()) if values.size else 0.0
+    if top <= 0:
+        return np.zeros(values.shape, dtype=bool)
+    is_label_ids = top < _LABEL_ID_MAX and bool(np.all(values == np.round(values)))
+    return values > (0.0 if is_label_ids else 0.5 * top)
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read image file {path}: {err.strerror or err}. Fix: check the path exists "
+                        f"and is a readable file.") from err
+
+
+def _decode(data: bytes, source: str) -> Image.Image:
+    """Open and fully decode `data`; PIL's lazy open alone would not notice truncation."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DataError(f"cannot decode image {source}: {err}. Fix: the file is not an image or is truncated; "
+                        f"replace or remove it.") from err
+    return img
