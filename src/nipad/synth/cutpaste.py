@@ -17,7 +17,9 @@ SCAR_ROTATION = (-45.0, 45.0)
 SCAR_REFERENCE_SIDE = 256
 
 
-def paste_patch(image: np.ndarray, patch: np.ndarray, alpha: np.ndarray, top: int, left: int) -> tuple[np.ndarray, np.ndarray]:
+def paste_patch(
+    image: np.ndarray, patch: np.ndarray, alpha: np.ndarray, top: int, left: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Paste `patch` (hxwx3) where `alpha` (hxw bool) is set, with its top-left corner at (top, left).
 
     Parts falling outside the image are clipped. Returns the new image and the mask of pasted pixels."""
@@ -78,7 +80,8 @@ def cutpaste_scar(image: np.ndarray, rng: np.random.Generator, jitter: bool = Tr
     patch = _crop(image, rng, cut_h, cut_w)
     if jitter:
         patch = color_jitter(patch, rng)
-    rgba = to_pil(patch).convert("RGBA").rotate(rng.uniform(*SCAR_ROTATION), resample=Image.Resampling.NEAREST, expand=True)
+    angle = rng.uniform(*SCAR_ROTATION)
+    rgba = to_pil(patch).convert("RGBA").rotate(angle, resample=Image.Resampling.NEAREST, expand=True)
     alpha = np.asarray(rgba.getchannel("A")) > 0
     top = int(rng.integers(0, height - cut_h + 1))
     left = int(rng.integers(0, width - cut_w + 1))

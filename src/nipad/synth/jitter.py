@@ -23,14 +23,12 @@ def color_jitter(
     hue: float = 0.1,
 ) -> np.ndarray:
     """ColorJitter(brightness, contrast, saturation, hue): factors U(1-b, 1+b) etc., hue shift U(-hue, hue),
-    applied in a random order (CutPaste's patch augmentation)."""
+    applied in a random order (CutPaste's patch augmentation). Like torchvision, an op of strength 0 is skipped."""
     check_rgb(image)
-    factors = {
-        "brightness": rng.uniform(max(0.0, 1 - brightness), 1 + brightness),
-        "contrast": rng.uniform(max(0.0, 1 - contrast), 1 + contrast),
-        "saturation": rng.uniform(max(0.0, 1 - saturation), 1 + saturation),
-        "hue": rng.uniform(-hue, hue),
-    }
+    strengths = {"brightness": brightness, "contrast": contrast, "saturation": saturation}
+    factors = {name: rng.uniform(max(0.0, 1 - s), 1 + s) for name, s in strengths.items() if s > 0}
+    if hue > 0:
+        factors["hue"] = rng.uniform(-hue, hue)
     enhancers = {
         "brightness": ImageEnhance.Brightness,
         "contrast": ImageEnhance.Contrast,
