@@ -6,6 +6,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from nipad.errors import DataError
 from nipad.metrics import auroc, average_precision, f1_max
+from nipad.metrics.curves import rank
 
 
 def sklearn_f1_max(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -101,3 +102,19 @@ def test_bad_labels_and_shapes_raise() -> None:
         auroc(np.arange(4.0), np.array([0, 1, 1]))
     with pytest.raises(DataError, match="empty"):
         auroc(np.array([]), np.array([], dtype=bool))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rank_is_a_stable_descending_argsort(dtype) -> None:
+    rng = np.random.default_rng(1)
+    scores = np.concatenate(
+        [np.round(rng.normal(size=2000), 1), [0.0, -0.0, 1e-42, -1e-42, 3e38, -3e38, 0.0, -0.0]]
+    ).astype(dtype)
+    ranking = rank(scores)
+    expected = np.argsort(-scores, kind="stable")
+    if dtype is np.float32:
+        np.testing.assert_array_equal(ranking.order, expected)
+    else:
+        np.testing.assert_array_equal(scores[ranking.order], scores[expected])
+    np.testing.assert_array_equal(ranking.thresholds, np.unique(scores)[::-1])
+    assert ranking.ends[-1] == scores.size - 1

@@ -41,7 +41,7 @@ def truncated_trapezoid(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
     if xs[-1] < x_max:
         x0, x1, y0, y1 = x[inside - 1], x[inside], y[inside - 1], y[inside]
         y_cut = y0 + (y1 - y0) * (x_max - x0) / (x1 - x0)
-        area += 0.5 * (y_cut + y0) * (x_max - x0)
+        area += float(0.5 * (y_cut + y0) * (x_max - x0))
     return area
 
 
