@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from nipad.errors import ConfigError, DataError
-from nipad.metrics.curves import Ranking, as_binary, check_finite, curve_counts, rank
+from nipad.metrics.curves import CurveCounts, Ranking, as_binary, check_finite, curve_counts, rank
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=int)
 
@@ -45,13 +45,15 @@ def truncated_trapezoid(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
     return area
 
 
-def aupro_from_ranking(ranking: Ranking, masks: np.ndarray, fpr_limit: float = 0.3) -> float | None:
-    """AUPRO from maps already ranked by `curves.rank` and their bool (N, H, W) masks; None without regions
-    or without normal pixels."""
+def aupro_from_ranking(
+    ranking: Ranking, masks: np.ndarray, fpr_limit: float = 0.3, counts: CurveCounts | None = None
+) -> float | None:
+    """AUPRO from maps already ranked by `curves.rank` and their bool (N, H, W) masks (and, to skip recounting,
+    their `curve_counts`); None without regions or without normal pixels."""
     if not 0.0 < fpr_limit <= 1.0:
         raise ConfigError(f"fpr_limit must be in (0, 1]; got {fpr_limit}.")
     weights, n_regions = region_weights(masks)
-    counts = curve_counts(ranking, masks)
+    counts = curve_counts(ranking, masks) if counts is None else counts
     if n_regions == 0 or counts.n_neg == 0:
         return None
     pro = np.clip(ranking.cumulative(weights) / n_regions, 0.0, 1.0)

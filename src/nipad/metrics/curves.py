@@ -1,8 +1,8 @@
 """Exact threshold-free curve metrics (AUROC, AP, F1-max) on 1-D scores and binary labels.
 
-Written by hand because scikit-learn sorts the scores once per metric: here the scores are sorted ONCE
-(a stable argsort; for float32 one np.sort of packed score/index keys) and every metric is derived from cumulative counts at the distinct-threshold groups,
-with ties handled exactly as scikit-learn's roc_curve/auc, average_precision_score and precision_recall_curve.
+Written by hand because scikit-learn sorts the scores once per metric: here they are sorted ONCE (a stable
+argsort; for float32 one np.sort of packed score/index keys) and every metric is derived from cumulative counts
+at the distinct-threshold groups, with ties handled exactly as scikit-learn's roc_curve/auc, average_precision_score and precision_recall_curve.
 Undefined metrics (no positive or no negative label) are None, never NaN.
 """
 

@@ -55,7 +55,7 @@ def _pixel_metrics(maps: np.ndarray, masks: np.ndarray, class_name: str) -> Metr
         "pixel_auroc": auroc_from_counts(counts),
         "pixel_ap": average_precision_from_counts(counts),
         "pixel_f1max": f1_max_from_counts(counts),
-        "pixel_aupro": aupro_from_ranking(ranking, masks, AUPRO_FPR_LIMIT),
+        "pixel_aupro": aupro_from_ranking(ranking, masks, AUPRO_FPR_LIMIT, counts),
     }
 
 
