@@ -3,7 +3,8 @@
 Written by hand because scikit-learn sorts the scores once per metric: here they are sorted ONCE (a stable
 argsort; for float32 one np.sort of packed score/index keys) and every metric is derived from cumulative counts
 at the distinct-threshold groups, with ties handled exactly as scikit-learn's roc_curve/auc,
-average_precision_score and precision_recall_curve. Undefined metrics (no positive or no negative label) are None, never NaN.
+average_precision_score and precision_recall_curve.
+Undefined metrics (no positive or no negative label) are None, never NaN.
 """
 
 from __future__ import annotations
