@@ -75,7 +75,8 @@ def test_palette_with_and_without_transparency(tmp_path: Path) -> None:
 def test_sixteen_bit_scaled_by_type_max(tmp_path: Path, dtype, suffix: str) -> None:
     a = np.array([[0, 32768, 65535]], dtype=dtype)
     path = _save(Image.fromarray(a), tmp_path / f"g{suffix}")
-    assert Image.open(path).mode in ("I;16", "I")
+    with Image.open(path) as img:
+        assert img.mode in ("I;16", "I")
     out = load_image(path, (1, 3))
     np.testing.assert_array_equal(out[..., 0], [[0, 128, 255]])
     np.testing.assert_array_equal(out[..., 0], out[..., 2])
@@ -98,7 +99,8 @@ def test_truncated_file_is_data_error(tmp_path: Path, fmt: str) -> None:
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, fmt)
     path = tmp_path / f"cut.{fmt.lower()}"
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    Image.open(path)  # the header alone still parses: only a full decode finds the damage
+    with Image.open(path) as img:  # the header alone still parses: only a full decode finds the damage
+        assert img.size == (64, 64)
     with pytest.raises(DataError, match="cut"):
         load_image(path, 8)
 

@@ -20,7 +20,7 @@ LAYOUT_HINTS = {
 
 
 def detect_layout(root: str | Path) -> str:
-    """"visa", "btad" or "mvtec", tried in that order; a DataError saying what was tried if none matches."""
+    """The layout of `root`: "visa", "btad" or "mvtec", tried in that order; a DataError naming them if none fits."""
     root = require_dir(root, "data set folder")
     if (root / VISA_SPLIT).is_file():
         return "visa"
