@@ -1,0 +1,43 @@
+"""`nipad` command line: one sub-command per module under nipad.cli; errors a user can fix print without traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from nipad import __version__
+from nipad.cli import data_cmd, test_cmd, train_cmd
+from nipad.errors import NipadError
+
+COMMANDS = (train_cmd, test_cmd, data_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nipad", description="Unified visual anomaly detection (OneNIP, UniAD).")
+    parser.add_argument("--version", action="version", version=f"nipad {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def _short_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    return f"nipad: warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = _short_warning
+    try:
+        return int(args.run(args) or 0)
+    except NipadError as err:
+        print(f"nipad: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nipad: interrupted; the last checkpoint is intact (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`nipad test RUN_DIR --data ROOT`: the metric protocol per class, printed and written as results JSON."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from nipad.cli.common import add_data_args, open_data
+from nipad.engine.checkpoint import load_detector
+from nipad.engine.distributed import pick_device
+from nipad.engine.evaluate import run_test
+from nipad.metrics import format_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("test", help="evaluate a trained run on the test split of the given data sets")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_data_args(p)
+    p.add_argument("--json", metavar="PATH", help="results JSON (default: RUN_DIR/metrics.json)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = pick_device(args.device)
+    detector, info = load_detector(args.run_dir, device)
+    dataset = open_data(args.data, args.classes)
+    with torch.inference_mode():
+        results, outputs = run_test(detector, dataset.test, args.batch_size,
+                                    meta={"run_dir": str(args.run_dir), "model": info.model.model})
+    print(format_table(results))
+    if outputs.skipped:
+        print(f"nipad: skipped {len(outputs.skipped)} unreadable test image(s):")
+        for path, reason in outputs.skipped[:20]:
+            print(f"  {path}: {reason}")
+    out = Path(args.json) if args.json else Path(args.run_dir) / "metrics.json"
+    results.to_json(out)
+    print(f"nipad: results written to {out}")
+    return 0

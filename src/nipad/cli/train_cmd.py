@@ -1,0 +1,66 @@
+"""`nipad train`: one model for every class of every --data root."""
+
+from __future__ import annotations
+
+import argparse
+
+from nipad.cli.common import add_data_args, open_data
+from nipad.data import kshot
+from nipad.engine import distributed
+from nipad.engine.train_config import train_preset
+from nipad.engine.trainer import Trainer
+from nipad.models.config import MODELS, PRESETS, preset
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one model for all classes of the given data sets")
+    add_data_args(p)
+    p.add_argument("--model", choices=MODELS, default="onenip")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (resumed if it holds an unfinished run)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="model size and schedule: `paper` (GPU) or `cpu` (default: paper with a GPU, else cpu)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--backbone", help="lite0 (default), lite1, lite2, or a timm EfficientNet name with --backbone-weights")
+    p.add_argument("--backbone-weights", metavar="PATH", help="local weights file for the backbone")
+    p.add_argument("--decoder", choices=("dynamic", "static"), help="OneNIP prompt decoder (ablation: static)")
+    p.add_argument("--no-restoration", action="store_true", help="ablation: no pseudo-anomaly restoration stream")
+    p.add_argument("--no-refiner", action="store_true", help="ablation: no supervised refiner")
+    p.add_argument("--texture-dir", metavar="DIR", help="texture images for the Perlin pseudo anomalies (e.g. DTD)")
+    p.add_argument("--synthetic-pool", type=int, metavar="V",
+                   help="V fixed pseudo-anomaly variants per image (0: a fresh one every step)")
+    p.add_argument("--shots", type=int, metavar="K", help="train on K normal images per class")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    p.add_argument("--workers", type=int, help="data-loading processes")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in RUN_DIR")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ctx = distributed.setup(args.device)
+    try:
+        name = args.preset or ("paper" if ctx.device.type == "cuda" else "cpu")
+        model_config = preset(
+            name, args.model, image_size=args.image_size, backbone=args.backbone,
+            backbone_weights=args.backbone_weights, decoder=args.decoder,
+            restoration=False if args.no_restoration else None, refiner=False if args.no_refiner else None,
+        )
+        train_config = train_preset(
+            name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, texture_dir=args.texture_dir,
+            synthetic_pool=args.synthetic_pool, shots=args.shots, seed=args.seed, workers=args.workers,
+            device=args.device,
+        )
+        dataset = open_data(args.data, args.classes)
+        samples = dataset.train if args.shots is None else kshot(dataset.train, args.shots, train_config.seed)
+        if ctx.is_main:
+            print(dataset.describe())
+            print(f"nipad: training {args.model} ({name} preset) into {args.out}")
+        Trainer(model_config, train_config, args.out, ctx, overwrite=args.overwrite).fit(samples, args.data)
+        if ctx.is_main:
+            print(f"nipad: done; evaluate with `nipad test {args.out} --data {' --data '.join(args.data)}`")
+        return 0
+    finally:
+        distributed.teardown(ctx)

@@ -1,0 +1,78 @@
+"""Run a detector over test samples and score it with the metric protocol, per class then mean."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from nipad.data.sample import Sample
+from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
+from nipad.metrics import ClassInputs, Results, evaluate
+from nipad.models.detector import Detector
+
+
+@dataclass
+class Outputs:
+    """What inference over a set of samples gave, grouped by each sample's ground-truth class."""
+
+    scores: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    labels: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    maps: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
+    masks: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def batches(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0,
+            desc: str = "inference") -> Iterator[tuple[dict, dict]]:
+    """Yield (input batch, detector outputs) over `samples`, skipping unreadable images (listed in batch["skipped"])."""
+    device = next(detector.net.parameters()).device
+    dataset = ImageDataset(samples, detector.config.image_size, skip_bad=True)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_bad)
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
+        outputs = detector(batch["image"].to(device)) if len(batch["image"]) else None
+        yield batch, outputs
+
+
+def infer(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0) -> Outputs:
+    """Scores, maps and masks of every readable test sample (maps and masks at the model's input size)."""
+    out = Outputs()
+    for batch, pred in batches(detector, samples, batch_size, workers, desc="testing"):
+        out.skipped += batch["skipped"]
+        if pred is None:
+            continue
+        maps = pred["anomaly_map"][:, 0].float().cpu().numpy()
+        for j, name in enumerate(batch["class_name"]):
+            out.scores[name].append(float(pred["pred_score"][j]))
+            out.labels[name].append(int(batch["label"][j]))
+            out.maps[name].append(maps[j])
+            out.masks[name].append(batch["mask"][j, 0].numpy() > 0.5)
+    return out
+
+
+def score(outputs: Outputs, samples: Sequence[Sample], image_size: int, meta: dict | None = None) -> Results:
+    """The protocol per class; a class whose anomalous samples have no masks gets no pixel metrics."""
+    has_masks = {s.class_name for s in samples if s.mask_path is not None}
+    inputs = {}
+    for name in sorted(outputs.scores):
+        pixel = name in has_masks
+        inputs[name] = ClassInputs(
+            image_scores=np.asarray(outputs.scores[name], dtype=np.float64),
+            image_labels=np.asarray(outputs.labels[name]),
+            anomaly_maps=np.stack(outputs.maps[name]) if pixel else None,
+            masks=np.stack(outputs.masks[name]) if pixel else None,
+        )
+    meta = {**(meta or {}), "skipped_images": len(outputs.skipped)}
+    return evaluate(inputs, image_size=(image_size, image_size), meta=meta)
+
+
+@torch.no_grad()
+def run_test(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0,
+                  meta: dict | None = None) -> tuple[Results, Outputs]:
+    outputs = infer(detector, samples, batch_size, workers)
+    return score(outputs, samples, detector.config.image_size, meta), outputs

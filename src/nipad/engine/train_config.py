@@ -1,0 +1,65 @@
+"""Typed training settings; saved in the run directory next to the model settings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from nipad.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Authors' schedule by default: AdamW 1e-4 / wd 1e-4, grad-norm clip 0.1, lr x0.1 at 80% of the epochs.
+
+    `synthetic_pool` = V > 0 draws each image's pseudo anomaly from V variants made once (their backbone features
+    computed once), which makes CPU training spend its time on the transformer; 0 makes a fresh pseudo anomaly at
+    every step (the authors' way, for a GPU). `calibration_fraction` of each class's normal training images is held
+    out of training to set the fusion constant and thresholds (never the test set).
+    """
+
+    epochs: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    clip_grad: float = 0.1
+    lr_drop_at: float = 0.8
+    lr_gamma: float = 0.1
+    seed: int = 133
+    synthetic_pool: int = 0
+    calibration_fraction: float = 0.1
+    texture_dir: str | None = None
+    shots: int | None = None
+    max_train_per_class: int | None = None
+    workers: int = 0
+    amp: bool = True
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("--epochs and --batch-size must be at least 1")
+        if not 0.0 <= self.calibration_fraction < 1.0:
+            raise ConfigError(f"calibration fraction must be in [0, 1), got {self.calibration_fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_overrides(self, **overrides: Any) -> TrainConfig:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"epochs": 1000, "batch_size": 8, "synthetic_pool": 0},
+    "cpu": {"epochs": 30, "batch_size": 16, "lr": 4e-4, "synthetic_pool": 2},
+}
+
+
+def train_preset(name: str, **overrides: Any) -> TrainConfig:
+    if name not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(TRAIN_PRESETS)}")
+    return TrainConfig(**TRAIN_PRESETS[name]).with_overrides(**overrides)

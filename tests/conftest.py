@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny MVTec-layout data set made on the fly (two classes, masks), so CI needs no real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _normal(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size]
+    phase = rng.uniform(0, 2 * np.pi)
+    if kind == "stripes":
+        base = 128 + 60 * np.sin(xx / 3.0 + phase)
+    else:
+        base = 128 + 60 * np.sin(xx / 5.0 + phase) * np.sin(yy / 5.0 + phase)
+    img = base[..., None] + rng.normal(0, 6, (size, size, 3))
+    if kind == "dots":
+        img[..., 2] *= 0.6
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_mvtec(root: Path, n_train: int = 12, n_good: int = 3, n_bad: int = 4, size: int = 64, seed: int = 0) -> Path:
+    """ROOT/<class>/{train/good, test/good, test/blob, ground_truth/blob} with square defects and their masks."""
+    rng = np.random.default_rng(seed)
+    for kind in ("stripes", "dots"):
+        for sub in ("train/good", "test/good", "test/blob", "ground_truth/blob"):
+            (root / kind / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(n_train):
+            Image.fromarray(_normal(kind, rng, size)).save(root / kind / "train/good" / f"{i:03d}.png")
+        for i in range(n_good):
+            Image.fromarray(_normal(kind, rng, size)).save(root / kind / "test/good" / f"{i:03d}.png")
+        for i in range(n_bad):
+            img = _normal(kind, rng, size)
+            mask = np.zeros((size, size), np.uint8)
+            s = size // 4
+            y, x = rng.integers(0, size - s, 2)
+            img[y:y + s, x:x + s] = (250, 20, 20)
+            mask[y:y + s, x:x + s] = 255
+            Image.fromarray(img).save(root / kind / "test/blob" / f"{i:03d}.png")
+            Image.fromarray(mask).save(root / kind / "ground_truth/blob" / f"{i:03d}_mask.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_mvtec(tmp_path_factory) -> Path:
+    return make_mvtec(tmp_path_factory.mktemp("tiny_mvtec"))
+
+
+@pytest.fixture(autouse=True)
+def _feature_cache_in_tmp(tmp_path, monkeypatch):
+    """Keep the backbone feature cache of every test inside its own temporary folder."""
+    monkeypatch.setenv("NIPAD_CACHE", str(tmp_path / "feature-cache"))

@@ -1,0 +1,111 @@
+import json
+
+import pytest
+import torch
+
+from nipad.data import open_dataset
+from nipad.engine import checkpoint
+from nipad.engine.distributed import Context
+from nipad.engine.evaluate import run_test
+from nipad.engine.train_config import TrainConfig
+from nipad.engine.trainer import Trainer, split_calibration
+from nipad.errors import CheckpointError, ConfigError
+from nipad.models.config import ModelConfig
+
+CPU = Context(0, 1, torch.device("cpu"))
+TINY = dict(image_size=64, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1, ffn_dim=64, refiner_channels=16)
+
+
+def _train(run_dir, data, model="onenip", epochs=2, **kw):
+    mcfg = ModelConfig(model=model, **TINY)
+    tcfg = TrainConfig(epochs=epochs, batch_size=4, lr=1e-3, synthetic_pool=kw.pop("pool", 1), **kw)
+    return Trainer(mcfg, tcfg, run_dir, CPU, log=lambda *a: None).fit(data.train, [str(data.root)])
+
+
+def test_split_calibration_holds_out_per_class_and_never_overlaps(tiny_mvtec):
+    data = open_dataset(tiny_mvtec)
+    train, held = split_calibration(data.train, 0.25, 0)
+    assert {s.class_name for s in held} == {"stripes", "dots"}
+    assert len(held) == 6 and not set(train) & set(held) and len(train) + len(held) == len(data.train)
+    assert all(s.split == "train" for s in held)
+
+
+def test_train_checkpoint_round_trip_and_test(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    detector = _train(tmp_path / "run", data)
+    info = checkpoint.read_info(tmp_path / "run")
+    assert info.finished and info.epochs_done == 2 and info.classes == ["dots", "stripes"]
+    assert info.prompt_classes == ["dots", "stripes"]
+    assert len(info.extra["history"]) == 2
+    loaded, _ = checkpoint.load_detector(tmp_path / "run")
+    images = torch.randint(0, 255, (3, 3, 64, 64), dtype=torch.uint8)
+    a, b = detector.eval()(images), loaded(images)
+    assert torch.allclose(a["anomaly_map"], b["anomaly_map"], atol=1e-5)
+    assert float(loaded.fusion_scale) == pytest.approx(float(detector.fusion_scale)) and float(loaded.fusion_scale) > 0
+    results, outputs = run_test(loaded, data.test, batch_size=4)
+    assert set(results.per_class) == {"dots", "stripes"}
+    assert results.n_images["dots"] == {"normal": 3, "anomalous": 4}
+    assert results.eval_resolution == (64, 64)
+    assert all(0 <= v <= 1 for v in results.mean.values() if v is not None)
+    assert outputs.skipped == []
+
+
+def test_prompt_selection_finds_the_class_without_being_told(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    detector = _train(tmp_path / "run", data, epochs=1).eval()
+    good = [s for s in data.test if s.label == 0]
+    from nipad.engine.evaluate import batches
+    for batch, pred in batches(detector, good):
+        assert pred["prompt_class"] == batch["class_name"]
+
+
+def test_finished_run_is_not_overwritten(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    _train(tmp_path / "run", data, epochs=1)
+    before = (tmp_path / "run" / checkpoint.WEIGHTS).read_bytes()
+    with pytest.raises(ConfigError, match="finished run"):
+        _train(tmp_path / "run", data, epochs=1)
+    assert (tmp_path / "run" / checkpoint.WEIGHTS).read_bytes() == before
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    full = _train(tmp_path / "full", data, epochs=3)
+    resumed = _train(_partial(tmp_path, data), data, epochs=3)
+    for (k, a), b in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), k
+
+
+def _partial(tmp_path, data):
+    """A run of 3 planned epochs interrupted (KeyboardInterrupt) during epoch 3."""
+    run = tmp_path / "partial"
+    import nipad.engine.trainer as trainer_mod
+
+    original = trainer_mod.Objective.forward
+    calls = {"n": 0}
+    steps_per_epoch = -(-len(split_calibration(data.train, 0.1, 133)[0]) // 4)
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 2 * steps_per_epoch:
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    trainer_mod.Objective.forward = flaky
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _train(run, data, epochs=3)
+    finally:
+        trainer_mod.Objective.forward = original
+    assert checkpoint.read_info(run).epochs_done == 2
+    return run
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    _train(tmp_path / "run", data, epochs=1, model="uniad")
+    (tmp_path / "run" / checkpoint.WEIGHTS).write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        checkpoint.load_detector(tmp_path / "run")
+    with pytest.raises(CheckpointError, match="not a nipad run"):
+        checkpoint.load_detector(tmp_path)
