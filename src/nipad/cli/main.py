@@ -7,10 +7,10 @@ import sys
 import warnings
 
 from nipad import __version__
-from nipad.cli import data_cmd, test_cmd, train_cmd
+from nipad.cli import data_cmd, demo_cmd, test_cmd, train_cmd
 from nipad.errors import NipadError
 
-COMMANDS = (train_cmd, test_cmd, data_cmd)
+COMMANDS = (demo_cmd, train_cmd, test_cmd, data_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
