@@ -88,7 +88,8 @@ class ModelConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "cpu": {"hidden_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2, "ffn_dim": 512},
+    "cpu": {"hidden_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2, "ffn_dim": 512,
+            "refiner_channels": 64},
 }
 
 

@@ -1,0 +1,92 @@
+"""OneNIP vs UniAD (cpu preset) vs a kNN feature-distance baseline on the same backbone, on magnetic_tile.
+
+    .venv/bin/python benchmarks/magnetic_tile.py [--data ../shared/datasets/magnetic_tile] [--epochs N] [--models onenip,uniad]
+
+Prints the seven metrics and the wall time of each, and writes benchmarks/results/magnetic_tile.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from nipad.data import ImageDataset, collate_skip_bad, open_dataset
+from nipad.engine.checkpoint import load_detector
+from nipad.engine.distributed import Context
+from nipad.engine.evaluate import Outputs, run_test, score
+from nipad.engine.train_config import train_preset
+from nipad.engine.trainer import Trainer, split_calibration
+from nipad.engine.features import feature_bank
+from nipad.metrics import format_table
+from nipad.models.config import preset
+from nipad.models.detector import Detector, image_score, upsample
+
+HERE = Path(__file__).parent
+
+
+@torch.no_grad()
+def knn_baseline(data, image_size: int, bank_size: int = 16384, seed: int = 0):
+    """Patch-level 1-NN distance to a random subset of the training patches' neck features (PatchCore without
+    coreset or neighbourhood pooling): anomaly map = distance upsampled, image score = max of the pooled map."""
+    detector = Detector(preset("cpu", "uniad"))
+    train, _ = split_calibration(data.train, 0.1, 133)
+    bank = feature_bank(detector.extractor, train, image_size, torch.device("cpu")).float()
+    patches = bank.permute(0, 2, 3, 1).reshape(-1, bank.shape[1])
+    g = torch.Generator().manual_seed(seed)
+    patches = patches[torch.randperm(len(patches), generator=g)[:bank_size]]
+    out = Outputs()
+    loader = DataLoader(ImageDataset(data.test, image_size), batch_size=8, collate_fn=collate_skip_bad)
+    for batch in loader:
+        feats = detector.features(batch["image"])
+        b, c, h, w = feats.shape
+        d = torch.cdist(feats.permute(0, 2, 3, 1).reshape(-1, c), patches).min(dim=1).values.reshape(b, 1, h, w)
+        maps = upsample(d, image_size)
+        scores = image_score(maps, 16)
+        for j, name in enumerate(batch["class_name"]):
+            out.scores[name].append(float(scores[j]))
+            out.labels[name].append(int(batch["label"][j]))
+            out.maps[name].append(maps[j, 0].numpy())
+            out.masks[name].append(batch["mask"][j, 0].numpy() > 0.5)
+    return score(out, data.test, image_size, {"model": "knn"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "datasets" / "magnetic_tile"))
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--models", default="onenip,uniad,knn")
+    parser.add_argument("--out", default=str(HERE / "results"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    data = open_dataset(args.data)
+    out = Path(args.out)
+    report = {}
+    for model in args.models.split(","):
+        started = time.time()
+        if model == "knn":
+            results = knn_baseline(data, 224)
+        else:
+            run_dir = out / f"magnetic_tile-{model}"
+            Trainer(preset("cpu", model), train_preset("cpu", epochs=args.epochs), run_dir,
+                    Context(0, 1, torch.device("cpu")), overwrite=True).fit(data.train, [args.data])
+            detector, _ = load_detector(run_dir)
+            with torch.inference_mode():
+                results, _ = run_test(detector, data.test)
+        wall = time.time() - started
+        print(f"\n== {model}: {wall:.0f} s (train + test)\n{format_table(results)}", flush=True)
+        report[model] = {"wall_seconds": round(wall, 1), **results.mean}
+    print("\nmodel    wall_s  " + "  ".join(k for k in next(iter(report.values())) if k != "wall_seconds"))
+    for model, r in report.items():
+        print(f"{model:8s} {r['wall_seconds']:6.0f}  " + "  ".join(
+            f"{100 * v:6.2f}" if v is not None else "     -" for k, v in r.items() if k != "wall_seconds"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "magnetic_tile.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
