@@ -39,7 +39,9 @@ def feature_bank(
     cache: FeatureCache | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Tensor:
-    """Neck features (N, C, h, w) of the samples' images, on the CPU in float16."""
+    """Neck features (N, C, h, w) of the samples' images, on the CPU in float16 (an empty tensor for no samples)."""
+    if not samples:
+        return torch.empty(0, dtype=BANK_DTYPE)
     keys = [cache.key_for_file(s.image_path) for s in samples] if cache else [None] * len(samples)
     found: list[Tensor | None] = [cache.get(k) if cache else None for k in keys]
     missing = [i for i, f in enumerate(found) if f is None]
