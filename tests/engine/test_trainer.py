@@ -109,3 +109,11 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_mvtec, tmp_path):
         checkpoint.load_detector(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not a nipad run"):
         checkpoint.load_detector(tmp_path)
+
+
+def test_fresh_pseudo_anomalies_every_step_train_too(tiny_mvtec, tmp_path):
+    """synthetic_pool=0 (the paper preset's way): the backbone sees new pseudo anomalies at every step."""
+    data = open_dataset(tiny_mvtec)
+    _train(tmp_path / "run", data, epochs=1, pool=0)
+    history = checkpoint.read_info(tmp_path / "run").extra["history"]
+    assert len(history) == 1 and history[0]["dice"] > 0 and history[0]["mse"] > 0
