@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+
+from nipad.utils.io import atomic_write
 
 STORAGE_DTYPE = torch.float16
 _SUFFIX = ".npy"
@@ -153,14 +154,11 @@ class FeatureCache:
     def _write_disk(self, key: str, stored: Tensor) -> None:
         """Write atomically (temp file in the same directory, then os.replace) and enforce max_disk_bytes."""
         assert self.dir is not None
-        handle, tmp_name = tempfile.mkstemp(dir=self.dir, prefix=f".{key}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as tmp:
-                np.save(tmp, stored.numpy(), allow_pickle=False)
-            os.replace(tmp_name, self._path(key))
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # a file handle: np.save would append ".npy" to a path
+                np.save(fh, stored.numpy(), allow_pickle=False)
+
+        atomic_write(self._path(key), save, fsync=False)
         self._forget_size(key)
         self._disk[key] = self._path(key).stat().st_size
         self._disk_bytes += self._disk[key]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from nipad.errors import DataError
+from nipad.utils.io import atomic_write_text
 from nipad.metrics.aupro import aupro_from_ranking
 from nipad.metrics.curves import (
     as_binary,
@@ -143,16 +142,7 @@ class Results:
 
     def to_json(self, path: str | Path) -> None:
         """Write atomically (temp file in the same folder, then os.replace) so a reader never sees half a file."""
-        path = Path(path)
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "results") -> Results:

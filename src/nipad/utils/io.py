@@ -10,16 +10,18 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp_path)` on a temporary file in the same folder, fsync it, then rename it onto `path`."""
+def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = True) -> None:
+    """Call `write(tmp_path)` on a temporary file in the same folder, fsync it (unless told not to: caches), then
+    rename it onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
