@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nipad.data import ClassCounts, open_dataset
 
-MAGNETIC_TILE = Path("/work/shared/datasets/magnetic_tile")
+MAGNETIC_TILE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "magnetic_tile"  # shared/ beside the repo
 
 
 def test_magnetic_tile_counts() -> None:
