@@ -22,9 +22,9 @@ from nipad.models.config import preset
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train and test one unified model on solar-cell images (a few minutes on a CPU)")
     p.add_argument("--out", default="runs/demo", metavar="RUN_DIR", help="where the run goes (default runs/demo)")
-    p.add_argument("--train-per-class", type=int, default=100)
+    p.add_argument("--train-per-class", type=int, default=80)
     p.add_argument("--test-per-class", type=int, default=40, help="normal and as many anomalous cells per class")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=10)
     p.set_defaults(run=run)
 
 

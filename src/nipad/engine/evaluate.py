@@ -25,6 +25,7 @@ class Outputs:
     labels: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     maps: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
     masks: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
+    paths: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -52,6 +53,7 @@ def infer(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, wo
             out.labels[name].append(int(batch["label"][j]))
             out.maps[name].append(maps[j])
             out.masks[name].append(batch["mask"][j, 0].numpy() > 0.5)
+            out.paths[name].append(batch["path"][j])
     return out
 
 

@@ -15,7 +15,7 @@ class TrainConfig:
     `synthetic_pool` = V > 0 draws each image's pseudo anomaly from V variants made once (their backbone features
     computed once), which makes CPU training spend its time on the transformer; 0 makes a fresh pseudo anomaly at
     every step (the authors' way, for a GPU). `calibration_fraction` of each class's normal training images is held
-    out of training to set the fusion constant and thresholds (never the test set).
+    out of training to set the fusion constant and the thresholds, at `false_alarm_rate` (never the test set).
     """
 
     epochs: int = 1000
@@ -28,6 +28,7 @@ class TrainConfig:
     seed: int = 133
     synthetic_pool: int = 0
     calibration_fraction: float = 0.1
+    false_alarm_rate: float = 0.01
     texture_dir: str | None = None
     shots: int | None = None
     max_train_per_class: int | None = None

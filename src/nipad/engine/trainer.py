@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from nipad.data.sample import Sample
 from nipad.engine import checkpoint
+from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context, barrier
 from nipad.engine.feature_cache import FeatureCache
 from nipad.engine.features import SyntheticImages, default_cache_dir, feature_bank, synthetic_pool, texture_source
@@ -206,14 +207,15 @@ class Trainer:
         info.finished = True
         info.extra["train_seconds"] = round(time.time() - started, 1)
         if ctx.is_main:
+            source = (f"{len(held)} held-out normal training images" if held else
+                      "the training images themselves (none held out: thresholds may be too low)")
+            calibrate(self.detector, held or train, tcfg.false_alarm_rate, source).save(self.run_dir)
             checkpoint.save_model(self.run_dir, self.detector, info)
         barrier(ctx)
         return self.detector
 
     def _build_prompts(self, bank: Tensor, owner: np.ndarray, classes: list[str]) -> None:
-        """One normal training image per class (seeded) as its prompt; OneNIP only."""
-        if not self.mcfg.uses_prompt:
-            return
+        """One normal training image per class (seeded) as its prompt (UniAD keeps them only to name the class)."""
         self.detector.prompts.load([], torch.empty(0), torch.empty(0, dtype=torch.long))
         rng = np.random.default_rng([self.tcfg.seed, 3])
         for c, name in enumerate(classes):

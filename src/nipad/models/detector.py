@@ -44,10 +44,12 @@ class Detector(nn.Module):
             return self.extractor(images)
 
     def reconstruct(self, features: Tensor) -> tuple[Tensor, list[str] | None]:
-        """Reconstruction of `features`, with the classes of the prompts chosen from the pool (OneNIP)."""
+        """Reconstruction of `features`, with the class of the most similar prompt in the pool (UniAD uses the pool
+        only to name the class)."""
         query = self.net.encode(features)
         if not self.config.uses_prompt:
-            return self.net.decode(query), None
+            classes = self.prompts.class_of(self.prompts.select(features)) if len(self.prompts) else None
+            return self.net.decode(query), classes
         index = self.prompts.select(features)
         unique, inverse = index.unique(return_inverse=True)
         prompt = self.net.encode(self.prompts.features[unique].to(features))[inverse]
