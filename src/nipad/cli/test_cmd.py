@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from nipad.cli.common import add_data_args, open_data
-from nipad.engine.checkpoint import load_detector
+from nipad.engine.families import load_run
 from nipad.engine.distributed import pick_device
 from nipad.engine.evaluate import run_test
 from nipad.metrics import format_table
@@ -26,11 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
-    detector, info = load_detector(args.run_dir, device)
+    detector, info = load_run(args.run_dir, device)
     dataset = open_data(args.data, args.classes)
     with torch.inference_mode():
         results, outputs = run_test(detector, dataset.test, args.batch_size,
-                                    meta={"run_dir": str(args.run_dir), "model": info.model.model})
+                                    meta={"run_dir": str(args.run_dir)})
     print(format_table(results))
     if outputs.skipped:
         print(f"nipad: skipped {len(outputs.skipped)} unreadable test image(s):")

@@ -7,15 +7,14 @@ import argparse
 from nipad.cli.common import add_data_args, open_data
 from nipad.data import kshot
 from nipad.engine import distributed
-from nipad.engine.train_config import train_preset
-from nipad.engine.trainer import Trainer
-from nipad.models.config import MODELS, PRESETS, preset
+from nipad.engine.families import all_models, family_of_model
+from nipad.models.config import PRESETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one model for all classes of the given data sets")
     add_data_args(p)
-    p.add_argument("--model", choices=MODELS, default="onenip")
+    p.add_argument("--model", choices=all_models(), default="onenip")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (resumed if it holds an unfinished run)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="model size and schedule: `paper` (GPU) or `cpu` (default: paper with a GPU, else cpu)")
@@ -35,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--workers", type=int, help="data-loading processes")
+    p.add_argument("--false-alarm-rate", type=float, metavar="RATE",
+                   help="target false alarm rate of the thresholds set on held-out normal images (default 0.01)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in RUN_DIR")
     p.set_defaults(run=run)
 
@@ -42,23 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     ctx = distributed.setup(args.device)
     try:
-        name = args.preset or ("paper" if ctx.device.type == "cuda" else "cpu")
-        model_config = preset(
-            name, args.model, image_size=args.image_size, backbone=args.backbone,
-            backbone_weights=args.backbone_weights, decoder=args.decoder,
-            restoration=False if args.no_restoration else None, refiner=False if args.no_refiner else None,
-        )
-        train_config = train_preset(
-            name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, texture_dir=args.texture_dir,
-            synthetic_pool=args.synthetic_pool, shots=args.shots, seed=args.seed, workers=args.workers,
-            device=args.device,
-        )
         dataset = open_data(args.data, args.classes)
-        samples = dataset.train if args.shots is None else kshot(dataset.train, args.shots, train_config.seed)
+        seed = 133 if args.seed is None else args.seed
+        samples = dataset.train if args.shots is None else kshot(dataset.train, args.shots, seed)
         if ctx.is_main:
             print(dataset.describe())
-            print(f"nipad: training {args.model} ({name} preset) into {args.out}")
-        Trainer(model_config, train_config, args.out, ctx, overwrite=args.overwrite).fit(samples, args.data)
+        family_of_model(args.model).train(args, dataset, samples, ctx)
         if ctx.is_main:
             print(f"nipad: done; evaluate with `nipad test {args.out} --data {' --data '.join(args.data)}`")
         return 0
