@@ -1,0 +1,36 @@
+"""`nipad calibrate RUN_DIR --data ROOT`: redo a run's thresholds on new NORMAL images (the data sets' train split)."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from nipad.cli.common import add_data_args, open_data
+from nipad.engine.calibration import Calibration, calibrate
+from nipad.engine.distributed import pick_device
+from nipad.engine.families import load_run
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="set a run's thresholds again from normal images")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_data_args(p)
+    p.add_argument("--false-alarm-rate", type=float, help="target false alarm rate (default: the run's)")
+    p.add_argument("--device")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, _ = load_run(args.run_dir, pick_device(args.device))
+    old = Calibration.load(args.run_dir)
+    samples = open_data(args.data, args.classes).train
+    rate = args.false_alarm_rate or old.rate
+    with torch.inference_mode():
+        new = calibrate(model, samples, rate, f"{len(samples)} normal images of {', '.join(args.data)}")
+    old.merged(new).save(args.run_dir)
+    for name, t in sorted(new.classes.items()):
+        print(f"  {name}: image threshold {t.image_threshold:.4g}, pixel threshold {t.pixel_threshold:.4g} "
+              f"({t.n_images} images)")
+    print(f"nipad: thresholds for a {100 * rate:g}% false alarm rate written to {args.run_dir}/calibration.json")
+    return 0

@@ -1,0 +1,51 @@
+"""A new product type without retraining: add normal images of a class to a run's prompt pool and calibrate it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from nipad.data.image_io import load_image
+from nipad.data.sample import NORMAL, Sample
+from nipad.engine import checkpoint
+from nipad.engine.calibration import Calibration, calibrate
+from nipad.errors import ConfigError, DataError
+from nipad.models.prompt_pool import descriptor
+
+
+def central(features: torch.Tensor, k: int) -> list[int]:
+    """Indices of the k most typical images: highest mean cosine similarity of their descriptors to the others'."""
+    d = descriptor(features)
+    return (d @ d.T).mean(dim=1).argsort(descending=True)[:k].tolist()
+
+
+def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path], n_prompts: int = 1,
+                rate: float | None = None, device: str = "cpu") -> dict:
+    """Add the `n_prompts` most typical of `paths` as prompts of `class_name` and set that class's thresholds from
+    the other images (from all of them when there are too few: said in the calibration source). Files are replaced
+    atomically, so a failure leaves the run as it was."""
+    run_dir = Path(run_dir)
+    if not class_name.strip():
+        raise ConfigError(f"invalid class name {class_name!r}")
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DataError("no images given: pass normal images of the new class")
+    detector, info = checkpoint.load_detector(run_dir, device)
+    calibration = Calibration.load(run_dir)
+    size = detector.config.image_size
+    images = torch.stack([torch.from_numpy(load_image(p, size)).permute(2, 0, 1) for p in paths]).to(device)
+    with torch.no_grad():
+        features = torch.cat([detector.features(images[i:i + 16]) for i in range(0, len(images), 16)])
+    chosen = central(features, max(1, min(n_prompts, len(paths))))
+    detector.prompts.add(class_name, features[chosen])
+    rest = [p for i, p in enumerate(paths) if i not in chosen]
+    held = rest if len(rest) >= 2 else paths
+    source = (f"{len(held)} normal images given to `nipad prompt add` (not the prompts)" if held is rest else
+              f"the {len(held)} prompt image(s) themselves: give more images for trustworthy thresholds")
+    new = calibrate(detector, [Sample(p, class_name, NORMAL) for p in held], rate or calibration.rate, source)
+    checkpoint.save_model(run_dir, detector, info)
+    calibration.merged(new).save(run_dir)
+    return {"class": class_name, "prompts": len(chosen), "calibration_images": len(held),
+            "image_threshold": new.classes[class_name].image_threshold, "source": source}
