@@ -48,5 +48,7 @@ def test_static_decoder_never_updates_the_prompt():
     prompt, image, pos = _inputs()
     out = dec(prompt, image, pos, None)
     assert out.shape == image.shape
-    assert not hasattr(dec.layers[0], "cross_attn_prompt_to_image")
+    assert not hasattr(dec.layers[0], "cross_attn_prompt_to_image") and dec.final_attn_prompt_to_image is None
+    out.sum().backward()
+    assert all(p.grad is not None for p in dec.parameters()), "every parameter is used (DDP needs it)"
     assert not torch.allclose(dec(prompt * 2, image, pos, None), out)

@@ -56,9 +56,8 @@ class BidirectionalDecoder(nn.Module):
     ) -> None:
         super().__init__()
         block = StaticBlock if static else BidirectionalBlock
-        self.static = static
         self.layers = nn.ModuleList(block(dim, heads, mlp_dim, dropout) for _ in range(layers))
-        self.final_attn_prompt_to_image = Attention(dim, heads, dropout)
+        self.final_attn_prompt_to_image = None if static else Attention(dim, heads, dropout)
         self.final_drop = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 
@@ -67,7 +66,7 @@ class BidirectionalDecoder(nn.Module):
             prompt = prompt.repeat(image.shape[0] // prompt.shape[0], 1, 1)
         for layer in self.layers:
             prompt, image = layer(prompt, image, pos, mask)
-        if self.static:
+        if self.final_attn_prompt_to_image is None:
             return self.norm(image)
         prompt = prompt + self.final_drop(self.final_attn_prompt_to_image(prompt, image, pos, None))
         return self.norm(prompt)
