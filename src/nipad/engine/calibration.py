@@ -80,11 +80,19 @@ class Calibration:
         classes = {**self.classes, **{k: v for k, v in other.classes.items() if k != ALL}}
         return Calibration(self.rate, classes, self.source)
 
+    def to_dict(self) -> dict:
+        """The calibration.json contents (also embedded in an exported model's sidecar)."""
+        return {"target_false_alarm_rate": self.rate, "source": self.source,
+                "classes": {k: asdict(v) for k, v in self.classes.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        """Inverse of `to_dict`; KeyError / TypeError / ValueError on malformed data."""
+        return cls(float(data["target_false_alarm_rate"]),
+                   {k: Thresholds(**v) for k, v in data["classes"].items()}, data["source"])
+
     def save(self, run_dir: str | Path) -> None:
-        atomic_write_json(Path(run_dir) / FILE, {
-            "target_false_alarm_rate": self.rate, "source": self.source,
-            "classes": {k: asdict(v) for k, v in self.classes.items()},
-        })
+        atomic_write_json(Path(run_dir) / FILE, self.to_dict())
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Calibration:
@@ -92,10 +100,8 @@ class Calibration:
         if not path.is_file():
             raise CheckpointError(f"{path} is missing; run `nipad calibrate {run_dir} --data ROOT` on normal images")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(float(data["target_false_alarm_rate"]),
-                       {k: Thresholds(**v) for k, v in data["classes"].items()}, data["source"])
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{path} is corrupt ({err}); redo it with `nipad calibrate`") from err
 
 

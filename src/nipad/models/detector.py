@@ -56,8 +56,13 @@ class Detector(nn.Module):
         return self.net.decode(query, prompt), self.prompts.class_of(index)
 
     def maps(self, features: Tensor) -> dict[str, Tensor | list[str] | None]:
-        """Reconstruction map, refiner map (or None), fused anomaly map (B, 1, S, S) and image score (B,)."""
+        """Reconstruction map, refiner map (or None), fused anomaly map (B, 1, S, S), image score (B,) and the
+        class of each image's prompt."""
         rec, classes = self.reconstruct(features)
+        return {**self.score_maps(features, rec), "prompt_class": classes}
+
+    def score_maps(self, features: Tensor, rec: Tensor) -> dict[str, Tensor | None]:
+        """The maps and image score from the features and their reconstruction (also the exported graph's tail)."""
         size = self.config.image_size
         rec_map = upsample((rec - features).norm(dim=1, keepdim=True), size)
         logits = self.net.refine((rec - features).abs())
@@ -72,7 +77,6 @@ class Detector(nn.Module):
             "ref_map": ref_map,
             "anomaly_map": anomaly_map,
             "pred_score": image_score(anomaly_map, self.config.score_pool),
-            "prompt_class": classes,
         }
 
     @torch.no_grad()
