@@ -49,6 +49,19 @@ def tiny_mvtec(tmp_path_factory) -> Path:
     return make_mvtec(tmp_path_factory.mktemp("tiny_mvtec"))
 
 
+@pytest.fixture(scope="session")
+def tiny_uniad_run(tiny_mvtec, tmp_path_factory) -> Path:
+    """A UniAD run (1 epoch, 64x64, cpu preset) trained once on tiny_mvtec, calibrated; tests only read it."""
+    from nipad.cli.main import main
+
+    root = tmp_path_factory.mktemp("tiny_uniad_run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NIPAD_CACHE", str(root / "feature-cache"))
+        assert main(["train", "--data", str(tiny_mvtec), "--model", "uniad", "--out", str(root / "run"),
+                     "--epochs", "1", "--image-size", "64", "--preset", "cpu"]) == 0
+    return root / "run"
+
+
 @pytest.fixture(autouse=True)
 def _feature_cache_in_tmp(tmp_path, monkeypatch):
     """Keep the backbone feature cache of every test inside its own temporary folder."""
