@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nipad.engine.predict import find_images
 from nipad.engine.prompts import add_prompts
 
 
@@ -13,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add = actions.add_parser("add", help="add normal images of a (new) class and calibrate its thresholds")
     add.add_argument("run_dir", metavar="RUN_DIR")
     add.add_argument("--class", dest="class_name", required=True, metavar="NAME")
-    add.add_argument("images", nargs="+", metavar="IMAGE", help="normal image files")
+    add.add_argument("images", nargs="+", metavar="IMAGE", help="normal images, folders or globs")
     add.add_argument("--prompts", type=int, default=1, help="how many of them become prompts (the most typical)")
     add.add_argument("--false-alarm-rate", type=float, help="default: the run's")
     add.add_argument("--device", default="cpu")
@@ -21,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    done = add_prompts(args.run_dir, args.class_name, args.images, args.prompts,
+    paths = [item.path for item in find_images(args.images)]
+    done = add_prompts(args.run_dir, args.class_name, paths, args.prompts,
                        args.false_alarm_rate, args.device)
     print(f"nipad: class {done['class']!r}: {done['prompts']} prompt(s) added; thresholds from {done['source']} "
           f"(image threshold {done['image_threshold']:.4g})")
