@@ -9,6 +9,7 @@ from nipad.data import kshot
 from nipad.engine import distributed
 from nipad.engine.families import all_models, family_of_model
 from nipad.models.config import PRESETS
+from nipad.models.patch_baseline import MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--false-alarm-rate", type=float, metavar="RATE",
                    help="target false alarm rate of the thresholds set on held-out normal images (default 0.01)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in RUN_DIR")
+    p.add_argument("--mode", choices=MODES, help="patchcore/padim: one model per class, the class given at test "
+                   "time (separate), or one for all classes (unified, default)")
+    p.add_argument("--coreset-ratio", type=float, metavar="R",
+                   help="patchcore: fraction of the training patches kept in the memory bank (default 0.01)")
+    p.add_argument("--padim-dims", type=int, metavar="D", help="padim: random feature channels used (default 100)")
     p.set_defaults(run=run)
 
 

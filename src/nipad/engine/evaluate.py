@@ -32,11 +32,13 @@ class Outputs:
 def batches(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0,
             desc: str = "inference") -> Iterator[tuple[dict, dict]]:
     """Yield (input batch, detector outputs) over `samples`, skipping unreadable images (listed in batch["skipped"])."""
-    device = next(detector.net.parameters()).device
+    device = next(detector.parameters()).device
     dataset = ImageDataset(samples, detector.config.image_size, skip_bad=True)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_bad)
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
-        outputs = detector(batch["image"].to(device)) if len(batch["image"]) else None
+        # families that take the class (separate-mode baselines) get each sample's own
+        given = {"classes": batch["class_name"]} if getattr(detector, "takes_class", False) else {}
+        outputs = detector(batch["image"].to(device), **given) if len(batch["image"]) else None
         yield batch, outputs
 
 

@@ -38,6 +38,7 @@ def train_reconstruction(args: Any, dataset, samples, ctx: Context) -> None:
 
 
 register(Family("reconstruction", ("onenip", "uniad"), train_reconstruction, checkpoint.load_detector))
+import nipad.engine.baselines  # noqa: E402, F401  (registers the patchcore and padim families)
 
 
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu"):

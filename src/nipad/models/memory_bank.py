@@ -1,0 +1,86 @@
+"""Memory-bank helpers for PatchCore: random projection, greedy coreset selection, chunked nearest neighbours.
+
+Written by hand because no installed library does the greedy k-center selection in bounded memory (anomalib's
+`KCenterGreedy` is the same loop but pulls in all of anomalib), and faiss is not available here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+DEFAULT_CHUNK = 65536
+
+
+def random_projection(in_dim: int, out_dim: int, seed: int) -> Tensor:
+    """(in_dim, out_dim) Gaussian projection matrix scaled by 1/sqrt(out_dim) (Johnson-Lindenstrauss), seeded."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(in_dim, out_dim, generator=g) / math.sqrt(out_dim)
+
+
+def project(features: Tensor, projection: Tensor | None, chunk: int = DEFAULT_CHUNK) -> Tensor:
+    """float32 (N, out_dim) projection of (N, D) features of any dtype, computed `chunk` rows at a time."""
+    out_dim = features.shape[1] if projection is None else projection.shape[1]
+    out = torch.empty(len(features), out_dim, dtype=torch.float32, device=features.device)
+    for start in range(0, len(features), chunk):
+        rows = features[start:start + chunk].float()
+        out[start:start + chunk] = rows if projection is None else rows @ projection.to(rows.device)
+    return out
+
+
+def greedy_coreset(features: Tensor, n: int, projection_dim: int | None = 128, seed: int = 0,
+                   progress: Callable[[int], None] | None = None) -> Tensor:
+    """Indices of `n` rows of (N, D) `features` picked by PatchCore's greedy k-center selection.
+
+    The first pick is a seeded random row; each next pick is the row farthest from everything picked so far. Only
+    the (N,) vector of each row's squared distance to its nearest pick is kept and updated after every pick, with
+    one matrix-vector product (|x|^2 - 2 x.c + |c|^2): no pairwise matrix, O(N) extra memory besides the float32
+    projection (to `projection_dim` dimensions when that is smaller than D, as the paper's approximate variant).
+    """
+    total = len(features)
+    if not 0 < n <= total:
+        raise ValueError(f"cannot pick {n} coreset rows out of {total}")
+    projection = (random_projection(features.shape[1], projection_dim, seed)
+                  if projection_dim is not None and projection_dim < features.shape[1] else None)
+    points = project(features, projection)
+    squares = points.pow(2).sum(dim=1)
+    nearest = torch.full((total,), math.inf, device=points.device)
+    distance = torch.empty_like(nearest)
+    picks = torch.empty(n, dtype=torch.long)
+    pick = int(torch.randint(total, (1,), generator=torch.Generator().manual_seed(seed)))
+    for i in range(n):
+        picks[i] = pick
+        centre = points[pick]
+        torch.addmv(squares, points, centre, alpha=-2.0, out=distance)
+        distance += squares[pick]
+        torch.minimum(nearest, distance, out=nearest)
+        nearest[pick] = 0.0
+        pick = int(nearest.argmax())
+        if progress is not None:
+            progress(1)
+    return picks
+
+
+def nearest_neighbours(queries: Tensor, bank: Tensor, k: int = 1, query_chunk: int = 4096,
+                       bank_chunk: int = DEFAULT_CHUNK) -> tuple[Tensor, Tensor]:
+    """Euclidean distances (Q, k) and bank indices (Q, k) of each query's k nearest bank rows, ascending.
+
+    torch.cdist over (query chunk x bank chunk) blocks, merging the running top-k, so memory stays at one block.
+    """
+    k = min(k, len(bank))
+    all_dist, all_index = [], []
+    for q0 in range(0, len(queries), query_chunk):
+        q = queries[q0:q0 + query_chunk].float()
+        best_d = torch.empty(len(q), 0, device=q.device)
+        best_i = torch.empty(len(q), 0, dtype=torch.long, device=q.device)
+        for b0 in range(0, len(bank), bank_chunk):
+            d = torch.cdist(q, bank[b0:b0 + bank_chunk].to(q))
+            d, i = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+            best_d, order = torch.cat([best_d, d], 1).topk(min(k, best_d.shape[1] + d.shape[1]), dim=1, largest=False)
+            best_i = torch.cat([best_i, i + b0], 1).gather(1, order)
+        all_dist.append(best_d)
+        all_index.append(best_i)
+    return torch.cat(all_dist), torch.cat(all_index)

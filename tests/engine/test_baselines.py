@@ -1,0 +1,105 @@
+"""PatchCore and PaDiM end to end on tiny data through the CLI, both modes: run dir, test metrics, the Detector call."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nipad.cli.main import main
+from nipad.data import load_image, open_dataset
+from nipad.engine.calibration import Calibration
+from nipad.engine.evaluate import run_test
+from nipad.engine.families import load_run
+from nipad.errors import DataError
+
+RUNS = [(m, mode) for m in ("patchcore", "padim") for mode in ("separate", "unified")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: on a shared 2-core machine two threads wait on each other far longer than they compute."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_mvtec, tmp_path_factory):
+    """One 5-shot run per (method, mode): 4 training images and 1 held out per class."""
+    root = tmp_path_factory.mktemp("baseline-runs")
+    out = {}
+    for model, mode in RUNS:
+        run_dir = root / f"{model}-{mode}"
+        assert main(["train", "--data", str(tiny_mvtec), "--model", model, "--mode", mode, "--out", str(run_dir),
+                     "--image-size", "64", "--shots", "5"]) == 0
+        out[model, mode] = run_dir
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(runs):
+    return {key: load_run(run_dir) for key, run_dir in runs.items()}
+
+
+def _images(paths):
+    return torch.from_numpy(np.stack([load_image(p, 64) for p in paths]).transpose(0, 3, 1, 2).copy())
+
+
+@pytest.mark.parametrize("model,mode", RUNS)
+def test_run_dir_and_metrics(runs, loaded, tiny_mvtec, model, mode):
+    run_dir = runs[model, mode]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["family"] == model and config["model"]["mode"] == mode and config["finished"]
+    assert config["n_train"] == 8 and config["n_calibration"] == 2 and config["train"]["shots"] == 5
+    assert config["groups"] == (["dots", "stripes"] if mode == "separate" else ["__all__"])
+    assert set(Calibration.load(run_dir).classes) == {"dots", "stripes", "__all__"}
+    detector, info = loaded[model, mode]
+    assert info.classes == ["dots", "stripes"]
+    results, _ = run_test(detector, open_dataset(tiny_mvtec).test)
+    assert results.mean["image_auroc"] > 0.9 and results.mean["pixel_auroc"] > 0.9
+
+
+@pytest.mark.parametrize("model,mode", RUNS)
+def test_detector_call_names_the_class(loaded, tiny_mvtec, model, mode):
+    detector, _ = loaded[model, mode]
+    test = [s for s in open_dataset(tiny_mvtec).test if s.is_anomalous and s.image_path.stem in ("000", "001")]
+    images = _images([s.image_path for s in test])
+    out = detector(images)
+    assert out["pred_score"].shape == (len(test),) and out["anomaly_map"].shape == (len(test), 1, 64, 64)
+    assert out["prompt_class"] == [s.class_name for s in test]
+    given = detector(images, classes=[s.class_name for s in test])
+    assert torch.allclose(given["pred_score"], out["pred_score"])
+    if mode == "separate":
+        swapped = detector(images, classes=["dots" if s.class_name == "stripes" else "stripes" for s in test])
+        assert not torch.allclose(swapped["pred_score"], out["pred_score"])
+        with pytest.raises(DataError, match="no .* model"):
+            detector(images[:1], classes=["tiles"])
+
+
+def test_patchcore_bank_and_padim_gaussians(loaded):
+    patchcore, _ = loaded["patchcore", "separate"]
+    assert [len(patchcore.group_state(i, "bank")) for i in range(2)] == [4 * 64, 4 * 64]  # few-shot: whole bank
+    assert patchcore.group_state(0, "bank").dtype == torch.float16
+    padim, _ = loaded["padim", "unified"]
+    assert padim.group_state(0, "inv_covariance").shape == (256, 100, 100)
+
+
+def test_finished_run_kept_and_clear_errors(runs, tiny_mvtec, capsys):
+    run_dir = runs["patchcore", "unified"]
+    argv = ["train", "--data", str(tiny_mvtec), "--model", "patchcore", "--out", str(run_dir), "--image-size", "64"]
+    assert main(argv) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+    assert main(["train", "--data", str(tiny_mvtec), "--model", "padim", "--out", str(run_dir.parent / "x"),
+                 "--image-size", "64", "--padim-dims", "999"]) == 2
+    assert "exceeds" in capsys.readouterr().err
+    copy = run_dir.parent / "corrupt"
+    copy.mkdir()
+    for name in ("config.json", "calibration.json"):
+        (copy / name).write_bytes((run_dir / name).read_bytes())
+    (copy / "model.safetensors").write_bytes(b"not a tensor file")
+    assert main(["test", str(copy), "--data", str(tiny_mvtec)]) == 2
+    assert "model.safetensors" in capsys.readouterr().err
