@@ -132,8 +132,9 @@ def class_section(index: int, name: str, results: Results, outputs: Outputs, max
 
 def _header(results: Results, outputs: Outputs, title: str) -> str:
     meta = results.meta
-    resolution = (f"Model input {_resolution(results.image_size)}; pixel metrics at the evaluation resolution "
-                  f"{_resolution(results.eval_resolution)} (masks' size). Values in %, &ndash; = undefined.")
+    pixel = ("pixel metrics: none (no ground-truth masks)" if results.eval_resolution is None else
+             f"pixel metrics at the evaluation resolution {_resolution(results.eval_resolution)} (masks' size)")
+    resolution = f"Model input {_resolution(results.image_size)}; {pixel}. Values in %, &ndash; = undefined."
     heatmaps = ("Heatmaps: the photo, then the anomaly map over it (colours span each class's 1st to 99.9th "
                 "percentile of map values); white line = ground-truth outline.")
     lines = [f"Run: {escape(str(meta['run_dir']))}" if "run_dir" in meta else "",

@@ -107,15 +107,16 @@ def class_figure(scores: np.ndarray, labels: np.ndarray, maps: np.ndarray | None
         flat_maps, flat_masks = pixel_sample(maps, masks)
         rocs["pixel"] = roc(flat_maps, flat_masks, areas.get("pixel_auroc"))
         prs["pixel"] = pr(flat_maps, flat_masks, areas.get("pixel_ap"))
-    fig = Figure(figsize=(11.0, 3.1), dpi=80, layout="constrained")
+    fig = Figure(figsize=(11.0, 3.1), dpi=80)
     FigureCanvasAgg(fig)
-    roc_ax, pr_ax, hist_ax = fig.subplots(1, 3)
+    roc_ax, pr_ax, hist_ax = fig.subplots(1, 3, gridspec_kw={"left": 0.055, "right": 0.985, "bottom": 0.16,
+                                                               "top": 0.91, "wspace": 0.25})
     _roc_axes(roc_ax, rocs)
     _pr_axes(pr_ax, prs)
     _histogram_axes(hist_ax, scores, labels)
     for ax in (roc_ax, pr_ax, hist_ax):
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="lower right" if ax is not hist_ax else "upper right", frameon=False)
+            ax.legend(fontsize=8, loc="lower right" if ax is not hist_ax else "best", frameon=False)
         else:
             ax.text(0.5, 0.5, "undefined: needs normal\nand anomalous images", ha="center", va="center",
                     transform=ax.transAxes, color="#777777")
