@@ -3,4 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The report's browser test renders report.html in headless Chromium (Debian packages chromium, chromium-driver).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "nipad: installing chromium for the report's browser test" >&2
+    sudo=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver; } \
+        >/dev/null 2>&1 || echo "nipad: could not install chromium with apt-get; the browser test will fail" >&2
+fi
 exec .venv/bin/python -m pytest -q "$@"

@@ -17,6 +17,7 @@ from nipad.engine.train_config import train_preset
 from nipad.engine.trainer import Trainer
 from nipad.metrics import format_table
 from nipad.models.config import preset
+from nipad.report import write_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     print("\n[2/2] testing on held-out cells (image labels only: the pixel metrics are not defined here)")
     detector, _ = load_detector(out, ctx.device)
     with torch.inference_mode():
-        results, _ = run_test(detector, data.test, meta={"run_dir": str(out), "data": "elpv"})
+        results, outputs = run_test(detector, data.test, meta={"run_dir": str(out), "data": "elpv"})
     print(format_table(results))
     results.to_json(out / "metrics.json")
-    print(f"\nnipad demo: done in {time.time() - started:.0f} s; metrics in {out / 'metrics.json'}")
+    report = write_report(results, outputs, out / "report.html", title="nipad demo report")
+    print(f"\nnipad demo: done in {time.time() - started:.0f} s; metrics in {out / 'metrics.json'}, report in {report}")
     return 0

@@ -12,13 +12,15 @@ from nipad.engine.families import load_run
 from nipad.engine.distributed import pick_device
 from nipad.engine.evaluate import run_test
 from nipad.metrics import format_table
+from nipad.report import write_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("test", help="evaluate a trained run on the test split of the given data sets")
     p.add_argument("run_dir", metavar="RUN_DIR")
     add_data_args(p)
-    p.add_argument("--json", metavar="PATH", help="results JSON (default: RUN_DIR/metrics.json)")
+    p.add_argument("--json", metavar="PATH",
+                   help="results JSON (default: RUN_DIR/metrics.json); report.html goes in the same folder")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device")
     p.set_defaults(run=run)
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_data(args.data, args.classes)
     with torch.inference_mode():
         results, outputs = run_test(detector, dataset.test, args.batch_size,
-                                    meta={"run_dir": str(args.run_dir)})
+                                    meta={"run_dir": str(args.run_dir), "data": ", ".join(args.data)})
     print(format_table(results))
     if outputs.skipped:
         print(f"nipad: skipped {len(outputs.skipped)} unreadable test image(s):")
@@ -39,4 +41,5 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.json) if args.json else Path(args.run_dir) / "metrics.json"
     results.to_json(out)
     print(f"nipad: results written to {out}")
+    print(f"nipad: report written to {write_report(results, outputs, out.parent / 'report.html')}")
     return 0
