@@ -8,6 +8,7 @@ from nipad.cli.common import add_data_args, open_data
 from nipad.data import kshot
 from nipad.engine import distributed
 from nipad.engine.families import all_models, family_of_model
+from nipad.models.anomalysd.family import add_arguments as add_anomalysd_arguments
 from nipad.models.config import PRESETS
 from nipad.models.patch_baseline import MODES
 
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coreset-ratio", type=float, metavar="R",
                    help="patchcore: fraction of the training patches kept in the memory bank (default 0.01)")
     p.add_argument("--padim-dims", type=int, metavar="D", help="padim: random feature channels used (default 100)")
+    add_anomalysd_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset = open_data(args.data, args.classes)
         seed = 133 if args.seed is None else args.seed
-        samples = dataset.train if args.shots is None else kshot(dataset.train, args.shots, seed)
+        samples = (dataset.train if args.shots is None else
+                   kshot(dataset.train, args.shots, seed) if args.shots else [])  # --shots 0: zero-shot models
         if ctx.is_main:
             print(dataset.describe())
         family_of_model(args.model).train(args, dataset, samples, ctx)

@@ -38,6 +38,7 @@ def train_reconstruction(args: Any, dataset, samples, ctx: Context) -> None:
 
 
 register(Family("reconstruction", ("onenip", "uniad"), train_reconstruction, checkpoint.load_detector))
+import nipad.models.anomalysd.family  # noqa: E402, F401  (registers the anomalysd family)
 import nipad.engine.baselines  # noqa: E402, F401  (registers the patchcore and padim families)
 
 
