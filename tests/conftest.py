@@ -62,6 +62,33 @@ def tiny_uniad_run(tiny_mvtec, tmp_path_factory) -> Path:
     return root / "run"
 
 
+@pytest.fixture(scope="session")
+def untrained_onenip_run(tiny_mvtec, tmp_path_factory) -> Path:
+    """A 64x64 OneNIP run dir with UNTRAINED weights, one prompt per class and calibration.json, as `nipad train`
+    writes them but in seconds: for exports and services, which need no accuracy. Tests that change it copy it."""
+    import torch
+
+    from nipad.data import load_image, open_dataset
+    from nipad.engine.calibration import calibrate
+    from nipad.engine.checkpoint import RunInfo, save_model
+    from nipad.models.config import preset
+    from nipad.models.detector import Detector
+
+    torch.manual_seed(0)
+    config = preset("cpu", "onenip", image_size=64)
+    detector = Detector(config).eval()
+    data = open_dataset(tiny_mvtec)
+    for name in data.classes:
+        first = next(s for s in data.train if s.class_name == name)
+        image = torch.from_numpy(load_image(first.image_path, 64)).permute(2, 0, 1)[None]
+        detector.prompts.add(name, detector.features(image))
+    run = tmp_path_factory.mktemp("untrained_onenip") / "run"
+    run.mkdir()
+    save_model(run, detector, RunInfo(config, {}, data.classes, [str(tiny_mvtec)], 0, True))
+    calibrate(detector, [s for s in data.test if s.label == 0]).save(run)
+    return run
+
+
 @pytest.fixture(autouse=True)
 def _feature_cache_in_tmp(tmp_path, monkeypatch):
     """Keep the backbone feature cache of every test inside its own temporary folder."""

@@ -1,0 +1,70 @@
+"""An exported model run by onnxruntime, answering the same call as `Detector` without PyTorch's model code.
+
+`OnnxDetector(path)(images)` takes uint8 RGB images (B, 3, H, W) as a numpy array or a torch tensor and returns
+`pred_score` (B,), `anomaly_map` (B, 1, S, S), `prompt_class` (list, None without prompts) and `prompt_index`, as
+arrays of the same kind as the input, so `nipad predict --onnx` reuses the PyTorch path unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from nipad.engine.calibration import Calibration
+from nipad.errors import ConfigError
+from nipad.export.sidecar import INPUT, read_sidecar
+
+
+def session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
+    """A CPU onnxruntime session on `path`, with `threads` intra-op threads (None: onnxruntime's default)."""
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for unreadable or invalid models
+        raise ConfigError(f"cannot load ONNX model {path}: {err}. Fix: export the run again") from err
+
+
+@dataclass(frozen=True)
+class OnnxConfig:
+    """The part of ModelConfig that callers of a detector read."""
+
+    model: str
+    image_size: int
+
+
+class OnnxDetector:
+    """An exported nipad model (path to the .onnx; its sidecar JSON must lie next to it)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.meta = read_sidecar(path)
+        self.session = session(path, threads)
+        self.config = OnnxConfig(str(self.meta.get("model")), self.meta["image_size"])
+        self.prompt_classes: list[str] = self.meta["prompt_classes"]
+
+    @property
+    def calibration(self) -> Calibration | None:
+        data = self.meta.get("calibration")
+        return Calibration.from_dict(data) if data else None
+
+    def __call__(self, images: Any) -> dict[str, Any]:
+        as_torch = not isinstance(images, np.ndarray)
+        array = np.ascontiguousarray(images.detach().cpu().numpy() if as_torch else images)
+        if array.dtype != np.uint8 or array.ndim != 4 or array.shape[1] != 3:
+            raise ConfigError(f"expected uint8 RGB images (batch, 3, height, width), got {array.dtype} "
+                              f"{tuple(array.shape)}")
+        score, anomaly_map, index = self.session.run(None, {INPUT: array})
+        classes = [self.prompt_classes[i] if i >= 0 else None for i in index.tolist()] if self.prompt_classes else None
+        out = {"pred_score": score, "anomaly_map": anomaly_map, "prompt_index": index}
+        if as_torch:
+            import torch
+
+            out = {k: torch.from_numpy(v) for k, v in out.items()}
+        return {**out, "prompt_class": classes}

@@ -1,0 +1,122 @@
+"""ONNX export: onnxruntime agrees with PyTorch (maps within 1e-4), dynamic batch and image size, the prompt index
+names the class through the sidecar, the in-graph resize is PIL's, and bad use gets a clear error."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nipad.cli.main import main
+from nipad.data import decode_image_bytes
+from nipad.engine.calibration import Calibration
+from nipad.engine.checkpoint import load_detector
+from nipad.errors import ConfigError
+from nipad.export.graph import InferenceGraph, resize_images
+from nipad.export.onnx_export import export_onnx
+from nipad.export.onnx_runner import OnnxDetector
+from nipad.models.config import preset
+from nipad.models.detector import Detector
+
+MAP_TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def onenip_export(untrained_onenip_run, tmp_path_factory):
+    """(run dir, exported .onnx, the run's detector loaded in PyTorch)."""
+    run = untrained_onenip_run
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    assert main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    return run, out, load_detector(run)[0]
+
+
+def _images(batch, height, width, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (batch, 3, height, width), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnxruntime_matches_pytorch_detector(onenip_export, batch):
+    _, path, detector = onenip_export
+    onnx = OnnxDetector(path)
+    images = _images(batch, 64, 64, seed=batch)
+    ref = detector(images)
+    got = onnx(images.numpy())
+    assert got["anomaly_map"].shape == (batch, 1, 64, 64)
+    assert np.abs(got["anomaly_map"] - ref["anomaly_map"].numpy()).max() < MAP_TOL
+    assert np.abs(got["pred_score"] - ref["pred_score"].numpy()).max() < MAP_TOL
+    assert got["prompt_class"] == ref["prompt_class"]
+
+
+def test_prompt_index_names_the_nearest_class(onenip_export, tiny_mvtec):
+    path = onenip_export[1]
+    onnx = OnnxDetector(path)
+    assert onnx.prompt_classes == ["dots", "stripes"]
+    for name in ("dots", "stripes"):
+        image = decode_image_bytes((tiny_mvtec / name / "test/good/000.png").read_bytes(), 64)
+        out = onnx(np.ascontiguousarray(image.transpose(2, 0, 1))[None])
+        assert out["prompt_class"] == [name]
+        assert onnx.prompt_classes[int(out["prompt_index"][0])] == name
+
+
+def test_any_input_size_is_resized_inside_the_graph(onenip_export):
+    _, path, detector = onenip_export
+    graph = InferenceGraph(detector)
+    images = _images(3, 100, 72)
+    ref_score, ref_map, ref_index = graph(images)
+    got = OnnxDetector(path)(images)  # a torch tensor in -> torch tensors out, as Detector
+    assert isinstance(got["anomaly_map"], torch.Tensor)
+    assert (got["anomaly_map"] - ref_map).abs().max() < MAP_TOL
+    assert (got["pred_score"] - ref_score).abs().max() < MAP_TOL
+    assert torch.equal(got["prompt_index"], ref_index)
+
+
+@pytest.mark.parametrize("shape", [(100, 80), (37, 150), (64, 64), (20, 30)])
+def test_resize_is_pil_bilinear(shape):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    pil = decode_image_bytes(buf.getvalue(), 64).astype(np.float32)
+    ours = resize_images(torch.from_numpy(image).permute(2, 0, 1)[None], 64)[0].permute(1, 2, 0).numpy()
+    torch_aa = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=(64, 64),
+                             mode="bilinear", align_corners=False, antialias=True)[0].permute(1, 2, 0).numpy()
+    assert np.abs(ours - torch_aa).max() < 1e-3
+    assert np.abs(ours - pil).max() <= 1.0  # PIL rounds to whole grey levels
+
+
+def test_sidecar_holds_classes_calibration_and_the_check(onenip_export):
+    run, path, _ = onenip_export
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["image_size"] == 64 and meta["input"]["layout"] == "NCHW" and meta["input"]["dtype"] == "uint8"
+    assert meta["check"]["max_map_diff"] < MAP_TOL and meta["check"]["same_prompts"]
+    assert OnnxDetector(path).calibration == Calibration.load(run)
+
+
+def test_uniad_export_names_classes_without_prompts_in_the_decoder(onenip_export, tmp_path):
+    onenip = onenip_export[2]
+    torch.manual_seed(0)
+    detector = Detector(preset("cpu", "uniad", image_size=64), extractor=onenip.extractor).eval()
+    detector.prompts.load(onenip.prompts.class_names, onenip.prompts.features, onenip.prompts.owners)
+    report = export_onnx(detector, tmp_path / "uniad.onnx")
+    assert OnnxDetector(report.onnx_path).calibration is None  # no run dir given
+    images = _images(2, 64, 64)
+    got, ref = OnnxDetector(report.onnx_path)(images.numpy()), detector(images)
+    assert np.abs(got["anomaly_map"] - ref["anomaly_map"].numpy()).max() < MAP_TOL
+    assert got["prompt_class"] == ref["prompt_class"]
+
+
+def test_bad_use_is_a_clear_error(onenip_export, tmp_path, capsys):
+    run, path, _ = onenip_export
+    assert main(["export", str(run), "--out", str(tmp_path / "model.bin")]) == 2
+    assert "must end in .onnx" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="OneNIP and UniAD"):
+        export_onnx(torch.nn.Identity(), tmp_path / "m.onnx")
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(path.read_bytes())
+    with pytest.raises(ConfigError, match="lone.json is missing"):
+        OnnxDetector(lone)
+    with pytest.raises(ConfigError, match="expected uint8 RGB images"):
+        OnnxDetector(path)(np.zeros((1, 3, 64, 64), np.float32))
