@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
 from nipad.cli.common import add_data_args, open_data
+from nipad.engine.calibration import FILE as CALIBRATION
 from nipad.engine.calibration import Calibration, calibrate
 from nipad.engine.distributed import pick_device
 from nipad.engine.families import load_run
@@ -23,12 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model, _ = load_run(args.run_dir, pick_device(args.device))
-    old = Calibration.load(args.run_dir)
+    has_old = (Path(args.run_dir) / CALIBRATION).is_file()  # a run without normal images (0-shot) has none yet
+    old = Calibration.load(args.run_dir) if has_old else None
     samples = open_data(args.data, args.classes).train
-    rate = args.false_alarm_rate or old.rate
+    rate = args.false_alarm_rate or (old.rate if old else 0.01)
     with torch.inference_mode():
         new = calibrate(model, samples, rate, f"{len(samples)} normal images of {', '.join(args.data)}")
-    old.merged(new).save(args.run_dir)
+    (old.merged(new) if old else new).save(args.run_dir)
     for name, t in sorted(new.classes.items()):
         print(f"  {name}: image threshold {t.image_threshold:.4g}, pixel threshold {t.pixel_threshold:.4g} "
               f"({t.n_images} images)")

@@ -104,16 +104,18 @@ def test_nipad_test_and_predict_take_the_run(run_dir, small_data, tmp_path, caps
 
 
 def test_zero_shot_runs_the_pretrained_model(small_data, tiny_sd, tmp_path):
-    out = tmp_path / "zero"
-    assert train(small_data, tiny_sd, out, "--shots", "0") == 0
-    assert not (out / "model.safetensors").exists() and not (out / "calibration.json").exists()
-    model, info = load_run(out)
+    run = tmp_path / "zero"
+    assert train(small_data, tiny_sd, run, "--shots", "0") == 0
+    assert not (run / "model.safetensors").exists() and not (run / "calibration.json").exists()
+    model, info = load_run(run)
     assert info.model.shots == 0 and info.classes == ["dots", "stripes"]
     images, _ = images_of(small_data, 0)
     out = model(images[:2])
     assert out["prompt_class"] is None and out["ref_map"] is None  # no shots: no pool, no prototype map
     assert out["anomaly_map"].shape == (2, 1, 64, 64)
     assert torch.equal(model.condition(None), model.conditions.mean(dim=0))
+    assert main(["calibrate", str(run), "--data", str(small_data), "--classes", "stripes"]) == 0  # thresholds later
+    assert Calibration.load(run).classes["stripes"].n_images == 3
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -217,7 +217,8 @@ def train(args: argparse.Namespace, dataset, samples: Sequence[Sample], ctx) -> 
             calibrate(model, list(samples), rate, source).save(out)
         print(f"nipad: thresholds set on the {len(samples)} shots themselves (no held-out normal images)")
     else:
-        print("nipad: 0-shot run: no normal images, so no thresholds (calibration.json) were set")
+        print(f"nipad: 0-shot run: no normal images, so no thresholds yet: set them with `nipad calibrate {out} "
+              "--data ROOT` on normal images")
     info.finished = True
     atomic_write_json(out / CONFIG, info.to_dict())
 
