@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,10 @@ from nipad.errors import CheckpointError, ConfigError, NipadError
 from nipad.models.anomalysd.config import MODEL, AnomalySDConfig, FinetuneConfig
 from nipad.models.registry import Family, register
 from nipad.utils.io import atomic_write, atomic_write_json
+
+if TYPE_CHECKING:
+    from nipad.models.anomalysd.inference import AnomalySD
+    from nipad.models.anomalysd.pipeline import SDParts
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 
@@ -143,8 +147,8 @@ def _shot_tensors(samples: Sequence[Sample], classes: list[str], size: int) -> t
     return torch.from_numpy(images.astype(np.uint8)).permute(0, 3, 1, 2).contiguous(), owners
 
 
-def build_model(config: AnomalySDConfig, parts, prompts: dict[str, list[str]], shots: torch.Tensor,
-                owners: torch.Tensor, classes: list[str], device: torch.device | str):
+def build_model(config: AnomalySDConfig, parts: SDParts, prompts: dict[str, list[str]], shots: torch.Tensor,
+                owners: torch.Tensor, classes: list[str], device: torch.device | str) -> AnomalySD:
     """The AnomalySD detector from loaded SD parts: class conditions encoded, then the text encoder dropped."""
     from nipad.models.anomalysd.inference import AnomalySD
     from nipad.models.anomalysd.prompts import encode_prompts
@@ -223,7 +227,7 @@ def train(args: argparse.Namespace, dataset, samples: Sequence[Sample], ctx) -> 
     atomic_write_json(out / CONFIG, info.to_dict())
 
 
-def load(run_dir: str | Path, device: torch.device | str = "cpu"):
+def load(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[AnomalySD, AnomalySDRun]:
     """(AnomalySD in eval mode, AnomalySDRun) of a finished run; the SD model is read from its recorded folder."""
     from nipad.models.anomalysd.pipeline import load_sd
 
