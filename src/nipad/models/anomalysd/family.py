@@ -44,14 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("anomalysd (--model anomalysd --shots K)")
     g.add_argument("--sd-model", metavar="PATH",
                    help="local diffusers-format Stable Diffusion inpainting folder (nothing is downloaded)")
-    g.add_argument("--sd-steps", type=int, help="denoising schedule length T (default 50)")
+    g.add_argument("--sd-steps", type=int, metavar="T", help="denoising schedule length T (default 50)")
     g.add_argument("--sd-lambda", action="append", metavar="[CLASS=]VALUE",
                    help="noise strength: denoising starts at step lambda*T (default 0.4); CLASS=VALUE for one class; "
                         "repeatable")
     g.add_argument("--sd-scales", metavar="K,K,...", help="k x k mask grids (default 1,2,4,8)")
-    g.add_argument("--sd-mask-batch", type=int, help="inpaintings per UNet batch (default 8)")
+    g.add_argument("--sd-mask-batch", type=int, metavar="N", help="inpaintings per UNet batch (default 8)")
     g.add_argument("--sd-prompts", metavar="YAML", help="extra class prompts (format of anomalysd/prompts.yaml)")
-    g.add_argument("--sd-decoder-epochs", type=int, help="also fine-tune the VAE decoder (paper: 200; default 0)")
+    g.add_argument("--sd-decoder-epochs", type=int, metavar="N", help="also fine-tune the VAE decoder (paper: 200; default 0)")
 
 
 def _lambdas(values: Sequence[str] | None) -> tuple[float | None, dict[str, float]]:
