@@ -7,10 +7,20 @@ import sys
 import warnings
 
 from nipad import __version__
-from nipad.cli import calibrate_cmd, data_cmd, demo_cmd, export_cmd, predict_cmd, prompt_cmd, test_cmd, train_cmd
+from nipad.cli import (
+    calibrate_cmd,
+    data_cmd,
+    demo_cmd,
+    export_cmd,
+    predict_cmd,
+    prompt_cmd,
+    serve_cmd,
+    test_cmd,
+    train_cmd,
+)
 from nipad.errors import NipadError
 
-COMMANDS = (demo_cmd, train_cmd, test_cmd, predict_cmd, calibrate_cmd, prompt_cmd, export_cmd, data_cmd)
+COMMANDS = (demo_cmd, train_cmd, test_cmd, predict_cmd, calibrate_cmd, prompt_cmd, export_cmd, serve_cmd, data_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,47 @@
+"""`nipad serve RUN_DIR`: the HTTP inspection service (FastAPI + uvicorn), the model loaded once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from nipad.serve.settings import ServeSettings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="HTTP inspection service: POST /predict, POST /prompts/{class}, GET /classes, "
+                                     "/health, /metrics")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    p.add_argument("--max-batch", type=int, default=8, help="most images run through the model together")
+    p.add_argument("--max-wait-ms", type=float, default=10.0,
+                   help="how long the first image of a batch waits for others (default 10)")
+    p.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1),
+                   help="CPU threads for the model and for image decoding (default: min(4, cores))")
+    p.add_argument("--max-files", type=int, default=16, help="most images per request")
+    p.add_argument("--max-file-mb", type=float, default=32.0, help="largest image file accepted")
+    p.add_argument("--max-side", type=int, default=8192, help="largest image width or height, read from the header")
+    p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest width x height")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from nipad.serve.app import create_app
+    from nipad.serve.service import InspectionService
+
+    settings = ServeSettings(
+        run_dir=Path(args.run_dir), device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+        threads=args.threads, max_files=args.max_files, max_file_bytes=int(args.max_file_mb * 2**20),
+        max_side=args.max_side, max_pixels=args.max_pixels,
+    )
+    service = InspectionService(settings)  # a bad run dir fails here, as a one-line error, before the port opens
+    print(f"nipad: serving {settings.run_dir} ({service.snapshot.info.model.model}, {service.device}, image size "
+          f"{service.image_size}) on http://{args.host}:{args.port}", flush=True)
+    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    return 0

@@ -1,0 +1,1 @@
+"""The HTTP inspection service (`nipad serve`): FastAPI app, micro-batching of concurrent requests, metrics."""

@@ -1,0 +1,112 @@
+"""The loaded run behind the HTTP routes: one model, one model thread, batched inference and prompt-pool updates.
+
+The run (model + calibration) is held as one immutable snapshot: a batch reads it once, and a prompt update builds
+and persists the new run on disk (nipad.engine.prompts, atomic files) before swapping the snapshot in, so a failed
+update leaves both the served model and the files as they were.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nipad.engine.calibration import ALL, Calibration
+from nipad.engine.checkpoint import RunInfo
+from nipad.engine.distributed import pick_device
+from nipad.engine.families import load_run
+from nipad.engine.prompts import add_prompts
+from nipad.models.detector import Detector
+from nipad.serve.settings import ServeSettings
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    model: Any
+    info: RunInfo
+    calibration: Calibration
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One image's model output, with the calibration of the snapshot that scored it."""
+
+    pred_score: float
+    anomaly_map: np.ndarray  # float32 S x S
+    prompt_class: str | None
+    calibration: Calibration
+
+
+class InspectionService:
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        torch.set_num_threads(settings.threads)
+        self.device = pick_device(settings.device)
+        self.snapshot = self._load()
+        self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="nipad-model")
+        self.io_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="nipad-io")
+
+    def _load(self) -> Snapshot:
+        model, info = load_run(self.settings.run_dir, self.device)
+        return Snapshot(model, info, Calibration.load(self.settings.run_dir))
+
+    @property
+    def image_size(self) -> int:
+        return int(self.snapshot.model.config.image_size)
+
+    @property
+    def has_prompt_pool(self) -> bool:
+        return isinstance(self.snapshot.model, Detector)
+
+    def score(self, images: Sequence[np.ndarray]) -> list[Scored]:
+        """Run the model on uint8 3 x S x S images (on the model thread, via the batcher)."""
+        snap = self.snapshot
+        batch = torch.from_numpy(np.stack(images)).to(self.device)
+        with torch.inference_mode():
+            out = snap.model(batch)
+        scores = out["pred_score"].float().cpu().numpy()
+        maps = out["anomaly_map"][:, 0].float().cpu().numpy()
+        classes = out.get("prompt_class") or [None] * len(images)
+        return [Scored(float(scores[i]), maps[i], classes[i], snap.calibration) for i in range(len(images))]
+
+    def known_classes(self) -> set[str]:
+        snap = self.snapshot
+        pool = snap.model.prompts.class_names if self.has_prompt_pool else []
+        return set(pool) | set(snap.info.classes) | {c for c in snap.calibration.classes if c != ALL}
+
+    def classes(self) -> list[dict[str, Any]]:
+        snap = self.snapshot
+        counts: dict[str, int] = {}
+        if self.has_prompt_pool:
+            for name in snap.model.prompts.class_of(torch.arange(len(snap.model.prompts))):
+                counts[name] = counts.get(name, 0) + 1
+        out = []
+        for name in sorted(self.known_classes()):
+            t = snap.calibration.classes.get(name)
+            out.append({"name": name, "prompts": counts.get(name, 0), "calibrated": t is not None,
+                        "image_threshold": t.image_threshold if t else None,
+                        "calibration_images": t.n_images if t else None})
+        return out
+
+    def add_prompts(self, class_name: str, files: Sequence[tuple[str, bytes]], n_prompts: int,
+                    rate: float | None) -> dict[str, Any]:
+        """`nipad prompt add` on uploaded (already checked) images, then serve the updated run."""
+        with tempfile.TemporaryDirectory(prefix="nipad-prompts-") as tmp:
+            paths = []
+            for i, (_, data) in enumerate(files):
+                path = Path(tmp) / f"{i:04d}.img"
+                path.write_bytes(data)
+                paths.append(path)
+            done = add_prompts(self.settings.run_dir, class_name, paths, n_prompts, rate, str(self.device))
+        self.snapshot = self._load()
+        return done
+
+    def close(self) -> None:
+        self.model_thread.shutdown(wait=False, cancel_futures=True)
+        self.io_threads.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,35 @@
+"""What `nipad serve` is told: the run, the batching, the CPU threads and the limits on requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nipad.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """`max_side` / `max_pixels` bound an image's dimensions, read from its header before any decoding."""
+
+    run_dir: Path
+    device: str | None = None
+    max_batch: int = 8
+    max_wait_ms: float = 10.0
+    threads: int = 2
+    max_files: int = 16
+    max_file_bytes: int = 32 * 2**20
+    max_side: int = 8192
+    max_pixels: int = 40_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "threads", "max_files", "max_file_bytes", "max_side", "max_pixels"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Largest request body accepted: every file at its limit plus 1 MiB of form overhead."""
+        return self.max_files * self.max_file_bytes + 2**20
