@@ -12,7 +12,9 @@ import torch
 from nipad.data.elpv import read_elpv
 from nipad.engine import distributed
 from nipad.engine.checkpoint import load_detector
+from nipad.engine.calibration import Calibration
 from nipad.engine.evaluate import run_test
+from nipad.engine.predict import ImageInput, Prediction, predict, save_outputs, write_table
 from nipad.engine.train_config import train_preset
 from nipad.engine.trainer import Trainer
 from nipad.metrics import format_table
@@ -26,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-per-class", type=int, default=80)
     p.add_argument("--test-per-class", type=int, default=40, help="normal and as many anomalous cells per class")
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--heatmaps", type=int, default=4, help="normal and as many anomalous test cells to draw")
     p.set_defaults(run=run)
 
 
@@ -37,14 +40,22 @@ def run(args: argparse.Namespace) -> int:
           "product types served by ONE OneNIP model that learns from normal cells only. Data used:")
     print(data.describe())
     out = Path(args.out)
-    print(f"\n[1/2] training OneNIP (cpu preset) into {out}: backbone features, pseudo anomalies, then the transformer")
+    print(f"\n[1/3] training OneNIP (cpu preset) into {out}: backbone features, pseudo anomalies, then the transformer")
     Trainer(preset("cpu"), train_preset("cpu", epochs=args.epochs), out, ctx, overwrite=True).fit(data.train, ["elpv"])
-    print("\n[2/2] testing on held-out cells (image labels only: the pixel metrics are not defined here)")
+    print("\n[2/3] testing on held-out cells (image labels only: the pixel metrics are not defined here)")
     detector, _ = load_detector(out, ctx.device)
     with torch.inference_mode():
         results, outputs = run_test(detector, data.test, meta={"run_dir": str(out), "data": "elpv"})
     print(format_table(results))
     results.to_json(out / "metrics.json")
     report = write_report(results, outputs, out / "report.html", title="nipad demo report")
+    print(f"\n[3/3] heatmaps of {2 * args.heatmaps} test cells (calibrated thresholds, defect outline in red)")
+    shown = [s for s in data.test if s.label == 0][:args.heatmaps] + [s for s in data.test if s.label][:args.heatmaps]
+    inputs = [ImageInput(s.image_path, Path(s.class_name) / ("anomalous" if s.label else "normal") / s.image_path.name)
+              for s in shown]
+    rows = [save_outputs(p, out) for p in predict(detector, Calibration.load(out), inputs, ctx.device)
+            if isinstance(p, Prediction)]
+    csv_path, _ = write_table(rows, out)
+    print(f"  {len(rows)} heatmaps in {out / 'heatmaps'}, predictions in {csv_path}")
     print(f"\nnipad demo: done in {time.time() - started:.0f} s; metrics in {out / 'metrics.json'}, report in {report}")
     return 0
