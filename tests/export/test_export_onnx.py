@@ -3,6 +3,8 @@ names the class through the sidecar, the in-graph resize is PIL's, and bad use g
 
 import io
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -120,3 +122,25 @@ def test_bad_use_is_a_clear_error(onenip_export, tmp_path, capsys):
         OnnxDetector(lone)
     with pytest.raises(ConfigError, match="expected uint8 RGB images"):
         OnnxDetector(path)(np.zeros((1, 3, 64, 64), np.float32))
+
+
+def test_predict_with_onnx_matches_predict_with_the_run(onenip_export, tiny_mvtec, tmp_path):
+    run, path, _ = onenip_export
+    images = [str(tiny_mvtec / "dots/test"), str(tiny_mvtec / "stripes/test/blob")]
+    assert main(["predict", str(run), *images, "--out", str(tmp_path / "torch")]) == 0
+    assert main(["predict", "--onnx", str(path), *images, "--out", str(tmp_path / "onnx")]) == 0
+    rows = [[json.loads(line) for line in (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
+            for name in ("torch", "onnx")]
+    assert len(rows[0]) == len(rows[1]) == 11
+    for ref, got in zip(*rows, strict=True):
+        assert got["path"] == ref["path"] and got["class"] == ref["class"] and got["pred_label"] == ref["pred_label"]
+        assert abs(got["pred_score"] - ref["pred_score"]) < MAP_TOL
+
+
+def test_the_runner_needs_no_pytorch_model_code(onenip_export):
+    code = ("import sys, numpy as np; from nipad.export.onnx_runner import OnnxDetector; "
+            f"out = OnnxDetector({str(onenip_export[1])!r})(np.zeros((1, 3, 50, 70), np.uint8)); "
+            "assert out['anomaly_map'].shape == (1, 1, 64, 64); "
+            "assert not [m for m in sys.modules if m.startswith(('nipad.models', 'timm'))], 'model code imported'")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -1,10 +1,16 @@
-"""`nipad predict RUN_DIR PATH... --out DIR`: scores, labels and heatmaps of image files for an inspection engineer."""
+"""`nipad predict RUN_DIR PATH... --out DIR`: scores, labels and heatmaps of image files for an inspection engineer.
+
+`nipad predict --onnx model.onnx PATH... --out DIR` does the same with a model from `nipad export`, run by
+onnxruntime (classes and thresholds from its sidecar JSON), without a run directory.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from nipad.data import IMAGE_EXTENSIONS
@@ -18,14 +24,16 @@ from nipad.engine.predict import (
     save_outputs,
     write_table,
 )
-from nipad.errors import DataError
+from nipad.errors import ConfigError, DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict on image files: predictions.csv/.jsonl and a heatmap PNG per image")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("paths", nargs="+", metavar="PATH",
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the trained run (left out with --onnx)")
+    p.add_argument("paths", nargs="*", metavar="PATH",
                    help="image files, folders (searched recursively) or glob patterns (quote them: 'lot7/**/*.png')")
+    p.add_argument("--onnx", metavar="MODEL.onnx",
+                   help="an exported model (`nipad export`, run by onnxruntime on CPU) instead of RUN_DIR")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
@@ -35,15 +43,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def open_model(args: argparse.Namespace) -> tuple[Any, Calibration, torch.device | str]:
+    """The PyTorch model of RUN_DIR, or the exported model of --onnx, with its calibration and device."""
+    if not args.onnx:
+        device = pick_device(args.device)
+        return load_run(args.run_dir, device)[0], Calibration.load(args.run_dir), device
+    from nipad.export.onnx_runner import OnnxDetector
+
+    model = OnnxDetector(args.onnx)
+    if model.calibration is None:
+        raise ConfigError(f"{args.onnx} was exported without thresholds. Fix: calibrate the run (`nipad calibrate`) "
+                          f"and export it again")
+    return model, model.calibration, "cpu"
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    inputs = find_images(args.paths, exclude=out)
+    paths = [args.run_dir, *args.paths] if args.onnx else args.paths
+    inputs = find_images(paths, exclude=out)
     if not inputs:
-        raise DataError(f"no input image found in {' '.join(args.paths)}. Fix: give image files "
+        raise DataError(f"no input image found in {' '.join(paths) or '(no PATH given)'}. Fix: give image files "
                         f"({', '.join(sorted(IMAGE_EXTENSIONS))}), folders that hold them, or glob patterns")
-    device = pick_device(args.device)
-    model, _ = load_run(args.run_dir, device)
-    calibration = Calibration.load(args.run_dir)
+    model, calibration, device = open_model(args)
     rows, skipped = [], []
     with tqdm(total=len(inputs), desc="predicting", unit="img", leave=False, dynamic_ncols=True) as bar:
         for record in predict(model, calibration, inputs, device, args.batch_size):
