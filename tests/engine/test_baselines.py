@@ -76,7 +76,7 @@ def test_detector_call_names_the_class(loaded, tiny_mvtec, model, mode):
     if mode == "separate":
         swapped = detector(images, classes=["dots" if s.class_name == "stripes" else "stripes" for s in test])
         assert not torch.allclose(swapped["pred_score"], out["pred_score"])
-        with pytest.raises(DataError, match="no .* model"):
+        with pytest.raises(DataError, match=r"no .* model"):
             detector(images[:1], classes=["tiles"])
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nipad.models.memory_bank import greedy_coreset, nearest_neighbours, project, random_projection
+from nipad.models.memory_bank import gather_rows, greedy_coreset, nearest_neighbours, project, random_projection
 from nipad.models.patchcore import coreset_size, reweighted_score
 
 
@@ -42,9 +42,13 @@ def test_greedy_coreset_matches_brute_force(projection_dim):
     assert len(set(picks)) == 40
 
 
-def test_greedy_coreset_float16_input_and_bounds():
-    points = torch.randn(300, 8)
-    assert greedy_coreset(points.half(), 10, seed=1).tolist() == greedy_coreset(points.half().float(), 10, seed=1).tolist()
+def test_greedy_coreset_float16_chunks_and_bounds():
+    points = torch.randn(300, 8).half()
+    picks = greedy_coreset(points, 10, seed=1)
+    chunks = list(points.split([7, 100, 193]))
+    assert greedy_coreset(chunks, 10, seed=1).tolist() == picks.tolist()
+    assert greedy_coreset(points.float(), 10, seed=1).tolist() == picks.tolist()
+    assert torch.equal(gather_rows(chunks, picks), points[picks])
     with pytest.raises(ValueError):
         greedy_coreset(points, 301)
 

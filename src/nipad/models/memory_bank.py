@@ -7,7 +7,7 @@ Written by hand because no installed library does the greedy k-center selection 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -21,40 +21,57 @@ def random_projection(in_dim: int, out_dim: int, seed: int) -> Tensor:
     return torch.randn(in_dim, out_dim, generator=g) / math.sqrt(out_dim)
 
 
-def project(features: Tensor, projection: Tensor | None, chunk: int = DEFAULT_CHUNK) -> Tensor:
-    """float32 (N, out_dim) projection of (N, D) features of any dtype, computed `chunk` rows at a time."""
-    out_dim = features.shape[1] if projection is None else projection.shape[1]
-    out = torch.empty(len(features), out_dim, dtype=torch.float32, device=features.device)
-    for start in range(0, len(features), chunk):
-        rows = features[start:start + chunk].float()
-        out[start:start + chunk] = rows if projection is None else rows @ projection.to(rows.device)
+def project(features: Tensor | Sequence[Tensor], projection: Tensor | None) -> Tensor:
+    """float32 (N, out_dim) projection of (N, D) features of any dtype, given whole or as row chunks (projected one
+    chunk at a time, so the chunks never need concatenating)."""
+    chunks = [features] if isinstance(features, Tensor) else list(features)
+    out_dim = chunks[0].shape[1] if projection is None else projection.shape[1]
+    out = torch.empty(sum(len(c) for c in chunks), out_dim, dtype=torch.float32, device=chunks[0].device)
+    start = 0
+    for chunk in chunks:
+        for rows in chunk.split(DEFAULT_CHUNK):
+            rows = rows.float()
+            out[start:start + len(rows)] = rows if projection is None else rows @ projection.to(rows.device)
+            start += len(rows)
     return out
 
 
-def greedy_coreset(features: Tensor, n: int, projection_dim: int | None = 128, seed: int = 0,
+def gather_rows(chunks: Sequence[Tensor], index: Tensor) -> Tensor:
+    """Rows `index` of the concatenation of `chunks`, without concatenating them."""
+    offsets = torch.tensor([0] + [len(c) for c in chunks]).cumsum(0)
+    which = torch.searchsorted(offsets, index, right=True) - 1
+    out = chunks[0].new_empty(len(index), chunks[0].shape[1])
+    for c in which.unique().tolist():
+        mask = which == c
+        out[mask.to(out.device)] = chunks[c][(index[mask] - offsets[c]).to(chunks[c].device)]
+    return out
+
+
+def greedy_coreset(features: Tensor | Sequence[Tensor], n: int, projection_dim: int | None = 128, seed: int = 0,
                    progress: Callable[[int], None] | None = None) -> Tensor:
-    """Indices of `n` rows of (N, D) `features` picked by PatchCore's greedy k-center selection.
+    """Indices of `n` rows of the (N, D) `features` (whole or as row chunks) picked by PatchCore's greedy k-center
+    selection.
 
     The first pick is a seeded random row; each next pick is the row farthest from everything picked so far. Only
     the (N,) vector of each row's squared distance to its nearest pick is kept and updated after every pick, with
     one matrix-vector product (|x|^2 - 2 x.c + |c|^2): no pairwise matrix, O(N) extra memory besides the float32
     projection (to `projection_dim` dimensions when that is smaller than D, as the paper's approximate variant).
     """
-    total = len(features)
+    dim = features.shape[1] if isinstance(features, Tensor) else features[0].shape[1]
+    projection = (random_projection(dim, projection_dim, seed)
+                  if projection_dim is not None and projection_dim < dim else None)
+    points = project(features, projection)
+    total = len(points)
     if not 0 < n <= total:
         raise ValueError(f"cannot pick {n} coreset rows out of {total}")
-    projection = (random_projection(features.shape[1], projection_dim, seed)
-                  if projection_dim is not None and projection_dim < features.shape[1] else None)
-    points = project(features, projection)
-    squares = points.pow(2).sum(dim=1)
+    squares = torch.linalg.vector_norm(points, dim=1).square_()
     nearest = torch.full((total,), math.inf, device=points.device)
     distance = torch.empty_like(nearest)
     picks = torch.empty(n, dtype=torch.long)
     pick = int(torch.randint(total, (1,), generator=torch.Generator().manual_seed(seed)))
     for i in range(n):
         picks[i] = pick
-        centre = points[pick]
-        torch.addmv(squares, points, centre, alpha=-2.0, out=distance)
+        torch.addmv(squares, points, points[pick], alpha=-2.0, out=distance)
         distance += squares[pick]
         torch.minimum(nearest, distance, out=nearest)
         nearest[pick] = 0.0

@@ -60,7 +60,7 @@ class Padim(PatchBaseline):
 
     def __init__(self, config: PadimConfig, backbone: Backbone | None = None) -> None:
         super().__init__(config, backbone)
-        available = sum(c for c, s in zip(self.backbone.channels, self.backbone.strides) if s in STRIDES)
+        available = sum(c for c, s in zip(self.backbone.channels, self.backbone.strides, strict=True) if s in STRIDES)
         if config.dims > available:
             raise ConfigError(f"PaDiM dims {config.dims} exceeds the {available} channels of backbone "
                               f"{config.backbone} at strides {STRIDES}")

@@ -84,7 +84,7 @@ class PatchBaseline(nn.Module):
         """The backbone's maps at `strides` for uint8 (or [0, 1] float) images."""
         if images.dtype == torch.uint8:
             images = images.float() / 255.0
-        maps = dict(zip(self.backbone.strides, self.backbone(images)))
+        maps = dict(zip(self.backbone.strides, self.backbone(images), strict=True))
         missing = [s for s in strides if s not in maps]
         if missing:
             raise ConfigError(f"backbone {self.config.backbone} has no feature map at stride {missing[0]}")
@@ -120,7 +120,7 @@ class PatchBaseline(nn.Module):
                 if not len(images):
                     continue
                 emb = self.embed(images)
-                for name, d in zip(names, descriptor(emb)):
+                for name, d in zip(names, descriptor(emb), strict=True):
                     sums[name] = sums[name] + d if name in sums else d.clone()
                 count += len(images)
                 yield emb

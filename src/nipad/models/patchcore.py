@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nipad.errors import ConfigError
-from nipad.models.memory_bank import greedy_coreset, nearest_neighbours
+from nipad.models.memory_bank import gather_rows, greedy_coreset, nearest_neighbours
 from nipad.models.patch_baseline import BaselineConfig, PatchBaseline
 
 STRIDES = (8, 16)
@@ -86,13 +86,11 @@ class PatchCore(PatchBaseline):
 
     def fit_group(self, embeddings: Iterator[Tensor]) -> dict[str, Tensor]:
         chunks = [e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]).half() for e in embeddings]
-        patches = torch.cat(chunks)
-        del chunks
-        cfg = self.config
-        n = coreset_size(len(patches), cfg.coreset_ratio, cfg.min_coreset)
-        if n == len(patches):
-            return {"bank": patches}
-        return {"bank": patches[greedy_coreset(patches, n, cfg.projection_dim, cfg.seed).to(patches.device)]}
+        total, cfg = sum(len(c) for c in chunks), self.config
+        n = coreset_size(total, cfg.coreset_ratio, cfg.min_coreset)
+        if n == total:
+            return {"bank": torch.cat(chunks)}
+        return {"bank": gather_rows(chunks, greedy_coreset(chunks, n, cfg.projection_dim, cfg.seed))}
 
     def score_group(self, group: int, embeddings: Tensor) -> tuple[Tensor, Tensor]:
         bank = self.group_state(group, "bank")

@@ -1,0 +1,153 @@
+"""The benchmark table: several methods on the same data, backbone and seeds, side by side.
+
+    .venv/bin/python benchmarks/table.py --data ROOT [--data ROOT2 ...] [--methods patchcore,padim-separate,onenip]
+        [--shots K] [--image-size 224] [--seed 133] [--threads 1] [--epochs N] [--out DIR]
+
+Methods: patchcore, padim (unified; add -separate or -unified for the mode), onenip, uniad (`--preset cpu`).
+Each method runs in its own subprocess, which calls `nipad train` then evaluates the run on the test split, so its
+peak memory (ru_maxrss) is its own. Writes DIR/table[-Kshot].md and .json: the seven metrics per class and their
+mean, train time (the whole `nipad train`, calibration included), inference images/s (decoding + model, batch 8)
+and peak resident memory; the runs are kept in DIR/runs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+METHODS = ("patchcore", "patchcore-separate", "padim", "padim-separate", "onenip", "uniad")
+BASELINES = ("patchcore", "padim")
+
+
+def train_argv(method: str, data: list[str], run_dir: Path, args: argparse.Namespace) -> list[str]:
+    """The `nipad train` command line of `method`."""
+    model, _, mode = method.partition("-")
+    argv = ["train", *[a for root in data for a in ("--data", root)], "--model", model, "--out", str(run_dir),
+            "--seed", str(args.seed), "--overwrite"]
+    if args.image_size:
+        argv += ["--image-size", str(args.image_size)]
+    if args.shots:
+        argv += ["--shots", str(args.shots)]
+    if model in BASELINES:
+        argv += ["--mode", mode or "unified"]
+    else:
+        argv += ["--preset", "cpu"] + (["--epochs", str(args.epochs)] if args.epochs else [])
+    return argv
+
+
+def run_one(method: str, args: argparse.Namespace) -> dict:
+    """In the worker process: train through the CLI, evaluate, time, measure."""
+    import torch
+
+    from nipad.cli.common import open_data
+    from nipad.cli.main import main as nipad
+    from nipad.engine.evaluate import infer, score
+    from nipad.engine.families import load_run
+
+    torch.set_num_threads(args.threads)
+    run_dir = Path(args.out) / "runs" / (method + (f"-{args.shots}shot" if args.shots else ""))
+    started = time.perf_counter()
+    if nipad(train_argv(method, args.data, run_dir, args)) != 0:
+        raise SystemExit(f"nipad train failed for {method}")
+    train_seconds = time.perf_counter() - started
+    detector, _ = load_run(run_dir)
+    test = open_data(args.data, None).test
+    started = time.perf_counter()
+    with torch.inference_mode():
+        outputs = infer(detector, test)
+    infer_seconds = time.perf_counter() - started
+    results = score(outputs, test, detector.config.image_size, {"method": method, "run_dir": str(run_dir)})
+    results.to_json(run_dir / "metrics.json")
+    return {
+        "method": method, "run_dir": str(run_dir), "train_seconds": round(train_seconds, 1),
+        "images_per_second": round(len(test) / infer_seconds, 2),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "mean": results.mean, "per_class": results.per_class, "n_images": results.n_images,
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def markdown(report: dict) -> str:
+    """Mean table (metrics, time, speed, memory), then one table per class."""
+    from nipad.metrics import METRIC_NAMES
+
+    rows = report["methods"]
+    head = "| method | " + " | ".join(METRIC_NAMES)
+    lines = [f"# Benchmark: {', '.join(report['data'])}", "",
+             f"shots: {report['shots'] or 'all'} · image size: {report['image_size'] or 'default'} · seed "
+             f"{report['seed']} · torch threads {report['threads']} · {report['machine']}", "",
+             "## Mean over classes (metrics in %)", "",
+             head + " | train s | images/s | peak MiB |", "|---" * (len(METRIC_NAMES) + 4) + "|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | " + " | ".join(_pct(r["mean"][m]) for m in METRIC_NAMES)
+                     + f" | {r['train_seconds']:.0f} | {r['images_per_second']:.1f} | {r['peak_rss_mib']:.0f} |")
+    classes = sorted({c for r in rows for c in r["per_class"]})
+    for name in classes:
+        lines += ["", f"## {name}", "", head + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
+        for r in rows:
+            if name in r["per_class"]:
+                lines.append(f"| {r['method']} | " + " | ".join(_pct(r["per_class"][name][m]) for m in METRIC_NAMES)
+                             + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", action="append", required=True, metavar="ROOT")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--shots", type=int, help="K normal training images per class (seeded)")
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--seed", type=int, default=133)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per method")
+    parser.add_argument("--epochs", type=int, help="onenip/uniad epochs (default: the cpu preset's)")
+    parser.add_argument("--out", default=str(HERE / "results" / "table"))
+    parser.add_argument("--worker", metavar="METHOD", help=argparse.SUPPRESS)
+    parser.add_argument("--result", metavar="JSON", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        Path(args.result).write_text(json.dumps(run_one(args.worker, args)))
+        return
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m.partition("-")[0] not in (*BASELINES, "onenip", "uniad")
+               or m.partition("-")[2] not in ("", "separate", "unified")]
+    if unknown:
+        parser.error(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} (+ -unified)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for method in methods:
+        result = out / f".{method}.json"
+        worker = [sys.executable, __file__, *sys.argv[1:], "--worker", method, "--result", str(result)]
+        code = subprocess.call(worker)
+        if code != 0:
+            print(f"table: {method} failed (exit {code}); left out", file=sys.stderr)
+            continue
+        rows.append(json.loads(result.read_text()))
+        result.unlink()
+        r = rows[-1]
+        print(f"table: {method}: image AUROC {_pct(r['mean']['image_auroc'])}, pixel AUROC "
+              f"{_pct(r['mean']['pixel_auroc'])}, train {r['train_seconds']:.0f} s, {r['images_per_second']:.1f} "
+              f"img/s, {r['peak_rss_mib']:.0f} MiB", flush=True)
+    report = {"data": args.data, "shots": args.shots, "image_size": args.image_size, "seed": args.seed,
+              "threads": args.threads, "methods": rows,
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
+    suffix = f"-{args.shots}shot" if args.shots else ""
+    (out / f"table{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"table{suffix}.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
