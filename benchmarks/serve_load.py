@@ -28,11 +28,13 @@ DEFAULT_RUN = ROOT / "benchmarks" / "results" / "magnetic_tile-onenip"
 DEFAULT_IMAGES = [p / "datasets" / "magnetic_tile" for p in (ROOT / "shared", ROOT.parent / "shared")]
 
 
-def calibrated(run: Path, images: Path, tmp: Path) -> Path:
+def calibrated(run: Path, images: Path, tmp: Path, threads: int) -> Path:
     """`run` itself if it has calibration.json, else a copy of it calibrated on 64 normal training images."""
     if (run / "calibration.json").is_file():
         return run
     import shutil
+
+    import torch
 
     from nipad.data import open_dataset
     from nipad.engine.calibration import calibrate
@@ -42,6 +44,7 @@ def calibrated(run: Path, images: Path, tmp: Path) -> Path:
     copy.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy2(run / name, copy / name)
+    torch.set_num_threads(threads)
     model, _ = load_run(copy, "cpu")
     calibrate(model, open_dataset(images).train[:64]).save(copy)
     return copy
@@ -128,7 +131,7 @@ def main() -> None:
         raise SystemExit(f"no test images under {args.images}")
     files = [(p.name, p.read_bytes()) for p in paths]
     with tempfile.TemporaryDirectory(prefix="nipad-serve-load-") as tmp:
-        args.run = calibrated(args.run, args.images, Path(tmp))
+        args.run = calibrated(args.run, args.images, Path(tmp), args.threads)
         port = free_port()
         with open(Path(tmp) / "server.log", "w") as log:
             proc = start_server(args, port, log)
