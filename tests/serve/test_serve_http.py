@@ -42,7 +42,7 @@ def server(untrained_onenip_run, tmp_path_factory):
     port = _free_port()
     log_path = root / "server.log"
     cmd = [sys.executable, "-m", "nipad.cli.main", "serve", str(run), "--port", str(port), "--threads", "1",
-           "--max-batch", "8", "--max-wait-ms", "100", "--max-files", "4", "--max-side", "1000",
+           "--max-batch", "8", "--max-wait-ms", "100", "--max-files", "4", "--max-side", "1000", "--max-file-mb", "1",
            "--log-level", "warning"]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
@@ -157,6 +157,7 @@ def test_concurrent_requests_are_batched(server, tiny_mvtec):
     ([("empty.png", b"")], "", 400, "empty (0 bytes)"),
     ([("cut.png", _png(np.full((64, 64, 3), 7, np.uint8))[:80])], "", 400, "corrupt or truncated"),
     ([("bomb.png", _huge_header_png())], "", 413, "5000x5000"),
+    ([("big.png", bytes(1_500_000))], "", 413, "over the limit"),
     ([(f"{i}.png", _png(np.zeros((8, 8, 3), np.uint8))) for i in range(5)], "", 413, "too many files"),
     ([("ok.png", _png(np.zeros((8, 8, 3), np.uint8)))], "?class=nope", 404, "unknown class 'nope'"),
 ])
