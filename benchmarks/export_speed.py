@@ -20,16 +20,9 @@ import torch
 from nipad.engine.families import load_run
 from nipad.export.onnx_export import export_onnx
 from nipad.export.onnx_runner import OnnxDetector
+from timing import images_per_second
 
 DEFAULT_RUN = Path(__file__).parent / "results" / "magnetic_tile-onenip"
-
-
-def rate(fn, images, batches: int) -> float:
-    fn(images)  # warm-up
-    started = time.perf_counter()
-    for _ in range(batches):
-        fn(images)
-    return batches * len(images) / (time.perf_counter() - started)
 
 
 @torch.inference_mode()
@@ -54,8 +47,8 @@ def main() -> None:
         rng = np.random.default_rng(0)
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             images = rng.integers(0, 256, (batch, 3, size, size), dtype=np.uint8)
-            torch_rate = rate(detector, torch.from_numpy(images), args.batches)
-            onnx_rate = rate(onnx, images, args.batches)
+            torch_rate = images_per_second(detector, torch.from_numpy(images), args.batches)
+            onnx_rate = images_per_second(onnx, images, args.batches)
             print(f"{batch:>5} {torch_rate:>14.1f} {onnx_rate:>18.1f} {onnx_rate / torch_rate:>8.2f}x")
 
 

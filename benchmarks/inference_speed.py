@@ -7,20 +7,12 @@ backbone + neck alone in the same run, so the head's share of the cost is visibl
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from nipad.models.config import preset
 from nipad.models.detector import Detector
-
-
-def throughput(fn, images: torch.Tensor, batches: int) -> float:
-    fn(images)  # warm-up
-    started = time.perf_counter()
-    for _ in range(batches):
-        fn(images)
-    return batches * len(images) / (time.perf_counter() - started)
+from timing import images_per_second
 
 
 @torch.inference_mode()
@@ -42,9 +34,9 @@ def main() -> None:
                 for c in range(3):  # a pool of three classes' prompts, as after training
                     detector.prompts.add(f"class{c}", detector.features(images[c:c + 1]))
             if backbone_rate is None:
-                backbone_rate = throughput(detector.features, images, args.batches)
+                backbone_rate = images_per_second(detector.features, images, args.batches)
                 print(f"{'backbone + neck (lite0)':28s} {backbone_rate:7.1f} images/s")
-            rate = throughput(detector, images, args.batches)
+            rate = images_per_second(detector, images, args.batches)
             head_share = 1 - rate / backbone_rate
             print(f"{model + ' (' + name + ' preset)':28s} {rate:7.1f} images/s   head {100 * head_share:4.0f}% of the time")
 
