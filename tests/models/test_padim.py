@@ -31,7 +31,7 @@ def test_streaming_gaussian_fit_matches_numpy_cov():
     batches = [torch.tensor(samples[:7]), torch.tensor(samples[7:])]
     total = sum(b.sum(dim=0) for b in batches)
     outer = sum(torch.einsum("npd,npe->pde", b, b) for b in batches)
-    mean, inv = gaussian_fit(total, outer, 20, eps=0.01)
+    mean, inv = gaussian_fit(total, outer, 20, eps=0.01, chunk=2)
     for q in range(3):
         cov = np.cov(samples[:, q], rowvar=False) + 0.01 * np.eye(6)
         np.testing.assert_allclose(mean[q].numpy(), samples[:, q].mean(axis=0), rtol=1e-5, atol=1e-6)

@@ -43,13 +43,17 @@ def mahalanobis(x: Tensor, mean: Tensor, inv_covariance: Tensor) -> Tensor:
     return torch.einsum("bpd,pde,bpe->bp", diff, inv_covariance, diff).clamp_min(0).sqrt()
 
 
-def gaussian_fit(total: Tensor, outer: Tensor, n: int, eps: float) -> tuple[Tensor, Tensor]:
-    """Mean (P, d) and inverse covariance (P, d, d) from the sums of x (P, d) and x x^T (P, d, d) of n samples
-    (unbiased; one sample gives eps * I)."""
+def gaussian_fit(total: Tensor, outer: Tensor, n: int, eps: float, chunk: int = 256) -> tuple[Tensor, Tensor]:
+    """float32 mean (P, d) and inverse covariance (P, d, d) from the sums of x (P, d) and x x^T (P, d, d) of n
+    samples (unbiased; one sample gives eps * I), inverted `chunk` positions at a time in the sums' precision."""
     mean = total / n
-    covariance = (outer - n * mean[:, :, None] * mean[:, None, :]) / max(n - 1, 1)
-    covariance += eps * torch.eye(mean.shape[1], dtype=covariance.dtype, device=covariance.device)
-    return mean.float(), torch.linalg.inv(covariance).float()
+    inverse = torch.empty(outer.shape, dtype=torch.float32, device=outer.device)
+    for start in range(0, len(outer), chunk):
+        m = mean[start:start + chunk]
+        covariance = (outer[start:start + chunk] - n * m[:, :, None] * m[:, None, :]) / max(n - 1, 1)
+        covariance.diagonal(dim1=1, dim2=2).add_(eps)
+        inverse[start:start + chunk] = torch.linalg.inv(covariance)
+    return mean.float(), inverse
 
 
 class Padim(PatchBaseline):
@@ -80,9 +84,11 @@ class Padim(PatchBaseline):
         n, total, outer = 0, None, None
         for e in embeddings:
             x = e.flatten(2).permute(2, 0, 1).double()  # (P, B, d)
-            batch_total, batch_outer = x.sum(dim=1), x.transpose(1, 2) @ x
-            total = batch_total if total is None else total + batch_total
-            outer = batch_outer if outer is None else outer + batch_outer
+            if total is None or outer is None:
+                total, outer = x.sum(dim=1), x.transpose(1, 2) @ x
+            else:
+                total += x.sum(dim=1)
+                outer.baddbmm_(x.transpose(1, 2), x)  # in place: no second (P, d, d) float64 array
             n += e.shape[0]
         if total is None or outer is None:  # PatchBaseline.fit raises first when a group has no image
             raise ValueError("no embeddings to fit")
