@@ -61,8 +61,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--models", default="onenip,uniad,knn")
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when another job shares the cores)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     data = open_dataset(args.data)
     out = Path(args.out)
     report = {}
