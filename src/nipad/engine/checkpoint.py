@@ -10,7 +10,7 @@ All files are written atomically, so an interruption leaves the previous checkpo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def read_info(run_dir: str | Path) -> RunInfo:
         raise CheckpointError(f"{path} is missing: {run_dir} is not a nipad run directory (train one with `nipad train`)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        known = {"nipad_version", "model", "train", "classes", "data", "epochs_done", "finished", "prompt_classes"}
+        known = {"nipad_version"} | {f.name for f in fields(RunInfo)}
         return RunInfo(
             model=ModelConfig.from_dict(data["model"]), train=data["train"], classes=list(data["classes"]),
             data=list(data["data"]), epochs_done=int(data["epochs_done"]), finished=bool(data["finished"]),

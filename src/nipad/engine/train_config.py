@@ -56,7 +56,7 @@ class TrainConfig:
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"epochs": 1000, "batch_size": 8, "synthetic_pool": 0},
-    "cpu": {"epochs": 12, "batch_size": 8, "lr": 4e-4, "synthetic_pool": 2},
+    "cpu": {"epochs": 20, "batch_size": 8, "lr": 4e-4, "synthetic_pool": 4},
 }
 
 
