@@ -1,14 +1,15 @@
 """The benchmark table: several methods on the same data, backbone and seeds, side by side.
 
     .venv/bin/python benchmarks/table.py --data ROOT [--data ROOT2 ...] [--methods patchcore,padim-separate,onenip]
-        [--shots K] [--image-size 224] [--seed 133] [--threads 1] [--epochs N] [--out DIR]
+        [--shots K] [--image-size 224] [--seed 133] [--threads 1] [--epochs N] [--out DIR] [--merge]
 
 Methods: patchcore, padim (unified; add -separate or -unified for the mode), onenip, uniad (`--preset cpu`).
 Each method runs in its own subprocess, which calls `nipad train` then evaluates the run on the test split, so its
 peak memory (ru_maxrss) is its own. Writes DIR/table[-Kshot].md and .json: the seven metrics per class and their
 mean, train time (the whole `nipad train`, calibration included), inference images/s (decoding + model, batch 8)
 and peak resident memory of train + inference (python, torch and the backbone included; the metrics come after),
-and of train alone; the runs are kept in DIR/runs/.
+and of train alone; the runs are kept in DIR/runs/. `--merge` keeps the rows of methods not rerun from DIR's table of
+the same data, shots, image size and seed, so a slow method can be added (or rerun with more threads) on its own.
 """
 
 from __future__ import annotations
@@ -77,6 +78,18 @@ def run_one(method: str, args: argparse.Namespace) -> dict:
     }
 
 
+def merged_rows(previous: dict, report: dict) -> list[dict]:
+    """`previous`'s rows with those of `report` put in place (same method) or appended; refuses a table of other
+    data or settings, whose rows would not be comparable."""
+    keys = ("data", "shots", "image_size", "seed")
+    if any(previous.get(k) != report[k] for k in keys):
+        raise SystemExit(f"table: --merge: the existing table was made with other settings "
+                         f"({', '.join(f'{k}={previous.get(k)}' for k in keys)}); use another --out")
+    fresh = {r["method"]: r for r in report["methods"]}
+    rows = [fresh.pop(r["method"], {"threads": previous.get("threads"), **r}) for r in previous["methods"]]
+    return rows + list(fresh.values())
+
+
 def _peak_mib() -> float:
     """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -94,13 +107,13 @@ def markdown(report: dict) -> str:
     head = "| method | " + " | ".join(METRIC_NAMES)
     lines = [f"# Benchmark: {', '.join(report['data'])}", "",
              f"shots: {report['shots'] or 'all'} · image size: {report['image_size'] or 'default'} · seed "
-             f"{report['seed']} · torch threads {report['threads']} · {report['machine']}", "",
+             f"{report['seed']} · {report['machine']}", "",
              "## Mean over classes (metrics in %)", "",
-             head + " | train s | images/s | peak MiB (train) |", "|---" * (len(METRIC_NAMES) + 4) + "|"]
+             head + " | train s | images/s | peak MiB (train) | threads |", "|---" * (len(METRIC_NAMES) + 5) + "|"]
     for r in rows:
         lines.append(f"| {r['method']} | " + " | ".join(_pct(r["mean"][m]) for m in METRIC_NAMES)
                      + f" | {r['train_seconds']:.0f} | {r['images_per_second']:.1f} | {r['peak_rss_mib']:.0f} "
-                     f"({r['train_peak_rss_mib']:.0f}) |")
+                     f"({r['train_peak_rss_mib']:.0f}) | {r.get('threads', '-')} |")
     classes = sorted({c for r in rows for c in r["per_class"]})
     for name in classes:
         lines += ["", f"## {name}", "", head + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
@@ -121,6 +134,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per method")
     parser.add_argument("--epochs", type=int, help="onenip/uniad epochs (default: the cpu preset's)")
     parser.add_argument("--out", default=str(HERE / "results" / "table"))
+    parser.add_argument("--merge", action="store_true", help="keep the other methods' rows of DIR's existing table")
     parser.add_argument("--worker", metavar="METHOD", help=argparse.SUPPRESS)
     parser.add_argument("--result", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,16 +157,18 @@ def main() -> None:
         if code != 0:
             print(f"table: {method} failed (exit {code}); left out", file=sys.stderr)
             continue
-        rows.append(json.loads(result.read_text()))
+        rows.append({**json.loads(result.read_text()), "threads": args.threads, "epochs": args.epochs})
         result.unlink()
         r = rows[-1]
         print(f"table: {method}: image AUROC {_pct(r['mean']['image_auroc'])}, pixel AUROC "
               f"{_pct(r['mean']['pixel_auroc'])}, train {r['train_seconds']:.0f} s, {r['images_per_second']:.1f} "
               f"img/s, {r['peak_rss_mib']:.0f} MiB", flush=True)
     report = {"data": args.data, "shots": args.shots, "image_size": args.image_size, "seed": args.seed,
-              "threads": args.threads, "methods": rows,
+              "methods": rows,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
     suffix = f"-{args.shots}shot" if args.shots else ""
+    if args.merge and (out / f"table{suffix}.json").is_file():
+        report["methods"] = merged_rows(json.loads((out / f"table{suffix}.json").read_text()), report)
     (out / f"table{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"table{suffix}.md").write_text(markdown(report))
     print(markdown(report))
