@@ -11,7 +11,7 @@ from nipad.data import open_dataset
 from nipad.engine.calibration import Calibration
 from nipad.engine.checkpoint import load_detector
 from nipad.engine.evaluate import batches
-from nipad.engine.prompts import add_prompts, central
+from nipad.engine.prompts import add_prompts
 from nipad.errors import DataError
 
 
@@ -21,14 +21,6 @@ def run_without_dots(tiny_mvtec, tmp_path):
     assert main(["train", "--data", str(tiny_mvtec), "--classes", "stripes", "--model", "onenip", "--out", str(run),
                  "--epochs", "1", "--image-size", "64", "--preset", "cpu"]) == 0
     return run
-
-
-def test_central_picks_the_most_typical_image():
-    feats = torch.zeros(4, 3, 2, 2)
-    feats[:, 0] = 1.0
-    feats[3, 1] = 5.0  # the outlier
-    assert central(feats, 1) in ([0], [1], [2])
-    assert sorted(central(feats, 3)) == [0, 1, 2]
 
 
 def test_prompt_add_serves_a_new_class(run_without_dots, tiny_mvtec, capsys):

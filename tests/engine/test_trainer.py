@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from nipad.data import open_dataset
+from nipad.data.image_io import load_image
 from nipad.engine import checkpoint
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
@@ -10,6 +11,7 @@ from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer import Trainer, split_calibration
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.config import ModelConfig
+from nipad.models.prompt_pool import central
 
 CPU = Context(0, 1, torch.device("cpu"))
 TINY = dict(image_size=64, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1, ffn_dim=64, refiner_channels=16)
@@ -47,6 +49,21 @@ def test_train_checkpoint_round_trip_and_test(tiny_mvtec, tmp_path):
     assert results.eval_resolution == (64, 64)
     assert all(0 <= v <= 1 for v in results.mean.values() if v is not None)
     assert outputs.skipped == []
+
+
+def test_each_class_prompt_is_its_most_typical_training_image(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    detector = _train(tmp_path / "run", data, epochs=1).eval()
+    train, _ = split_calibration(data.train, TrainConfig().calibration_fraction, TrainConfig().seed)
+    for c, name in enumerate(detector.prompts.class_names):
+        images = torch.stack([torch.from_numpy(load_image(s.image_path, 64)).permute(2, 0, 1)
+                              for s in train if s.class_name == name])
+        with torch.no_grad():
+            feats = detector.features(images).float()
+        prompt = detector.prompts.features[detector.prompts.owners == c]
+        distance = (feats - prompt).flatten(1).norm(dim=1)
+        assert len(feats) > 2 and int(distance.argmin()) == central(feats, 1)[0]
+        assert float(distance.min()) < 1e-2 * float(prompt.norm())
 
 
 def test_prompt_selection_finds_the_class_without_being_told(tiny_mvtec, tmp_path):

@@ -12,13 +12,7 @@ from nipad.data.sample import NORMAL, Sample
 from nipad.engine import checkpoint
 from nipad.engine.calibration import Calibration, calibrate
 from nipad.errors import ConfigError, DataError
-from nipad.models.prompt_pool import descriptor
-
-
-def central(features: torch.Tensor, k: int) -> list[int]:
-    """Indices of the k most typical images: highest mean cosine similarity of their descriptors to the others'."""
-    d = descriptor(features)
-    return (d @ d.T).mean(dim=1).argsort(descending=True)[:k].tolist()
+from nipad.models.prompt_pool import central
 
 
 def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path], n_prompts: int = 1,

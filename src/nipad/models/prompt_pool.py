@@ -16,6 +16,13 @@ def descriptor(features: Tensor) -> Tensor:
     return F.normalize(features.float().mean(dim=(2, 3)), dim=1)
 
 
+def central(features: Tensor, k: int) -> list[int]:
+    """Indices of the k most typical images: highest mean cosine similarity of their descriptors to all of them
+    (computed against the mean descriptor, so memory stays linear in the number of images)."""
+    d = descriptor(features)
+    return (d @ d.mean(dim=0)).argsort(descending=True)[:k].tolist()
+
+
 class PromptPool(nn.Module):
     """Prompt features (K, C, h, w) with the class index of each; class names in `class_names`."""
 
