@@ -51,6 +51,17 @@ def test_train_checkpoint_round_trip_and_test(tiny_mvtec, tmp_path):
     assert outputs.skipped == []
 
 
+def test_a_short_schedule_is_pointed_out(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    lines = []
+    mcfg = ModelConfig(model="uniad", **TINY)
+    tcfg = TrainConfig(epochs=1, batch_size=4)
+    Trainer(mcfg, tcfg, tmp_path / "run", CPU, log=lines.append).fit(data.train, ["x"])
+    train, _ = split_calibration(data.train, tcfg.calibration_fraction, tcfg.seed)
+    steps = -(-len(train) // 4)
+    assert any(f"note: only {steps} optimizer steps (1 epochs of {len(train)} images)" in line for line in lines)
+
+
 def test_each_class_prompt_is_its_most_typical_training_image(tiny_mvtec, tmp_path):
     data = open_dataset(tiny_mvtec)
     detector = _train(tmp_path / "run", data, epochs=1).eval()

@@ -27,8 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo", metavar="RUN_DIR", help="where the run goes (default runs/demo)")
     p.add_argument("--train-per-class", type=int, default=80)
     p.add_argument("--test-per-class", type=int, default=40, help="normal and as many anomalous cells per class")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--heatmaps", type=int, default=4, help="normal and as many anomalous test cells to draw")
+    p.add_argument("--epochs", type=int, default=40,
+                   help="training epochs (40 x 18 steps: 10 gave a barely trained model, mean image AUROC 57%%)")
+    p.add_argument("--heatmaps", type=int, default=4, help="normal and as many anomalous test cells to draw, "
+                   "shared among the classes")
     p.set_defaults(run=run)
 
 
@@ -49,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results))
     results.to_json(out / "metrics.json")
     report = write_report(results, outputs, out / "report.html", title="nipad demo report")
-    print(f"\n[3/3] heatmaps of {2 * args.heatmaps} test cells (calibrated thresholds, defect outline in red)")
-    shown = [s for s in data.test if s.label == 0][:args.heatmaps] + [s for s in data.test if s.label][:args.heatmaps]
+    classes = sorted({s.class_name for s in data.test})
+    per_class = max(1, args.heatmaps // len(classes))
+    shown = [s for c in classes for label in (0, 1)
+             for s in [t for t in data.test if t.class_name == c and bool(t.label) == bool(label)][:per_class]]
+    print(f"\n[3/3] heatmaps of {len(shown)} test cells (calibrated thresholds, defect outline in red)")
     inputs = [ImageInput(s.image_path, Path(s.class_name) / ("anomalous" if s.label else "normal") / s.image_path.name)
               for s in shown]
     rows = [save_outputs(p, out) for p in predict(detector, Calibration.load(out), inputs, ctx.device)
