@@ -1,7 +1,7 @@
 """How well does a class the model never saw work after `nipad prompt add`? (ELPV: train on one cell type, add the
 other by prompts, test both; compare with a model trained on both types.)
 
-    .venv/bin/python benchmarks/new_class_prompt.py [--train-per-class 80] [--epochs 10] [--prompt-images 40]
+    .venv/bin/python benchmarks/new_class_prompt.py [--train-per-class 80] [--epochs 40] [--prompt-images 40]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def train_and_test(train, test, run_dir: Path, epochs: int, added=None):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-per-class", type=int, default=80)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--prompt-images", type=int, default=40)
     parser.add_argument("--held-out", default="poly")
     args = parser.parse_args()
