@@ -18,11 +18,14 @@ def test_central_matches_the_mean_pairwise_similarity():
     assert central(feats, 5) == brute
 
 
-def test_select_takes_the_most_cosine_similar_prompt_of_any_class():
+def test_prompt_pool_selects_the_most_similar_class():
     pool = PromptPool()
-    a, b = torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 2, 2)
+    a, b = torch.zeros(1, 8, 2, 2), torch.zeros(1, 8, 2, 2)
     a[:, 0], b[:, 1] = 1.0, 1.0
     pool.add("a", a)
     pool.add("b", b)
-    queries = torch.cat([b * 3 + 0.1, a * 0.5 + 0.05])
-    assert pool.class_of(pool.select(queries)) == ["b", "a"]
+    pool.add("a", a * 2)
+    query = torch.cat([b + 0.1, a * 3])
+    index = pool.select(query)
+    assert pool.class_of(index) == ["b", "a"]
+    assert len(pool) == 3 and pool.class_names == ["a", "b"]

@@ -3,7 +3,6 @@ import torch
 from nipad.models.config import ModelConfig, preset
 from nipad.models.losses import dice_loss
 from nipad.models.objective import Objective
-from nipad.models.prompt_pool import PromptPool
 from nipad.models.reconstruction import ReconstructionNet, feature_jitter
 
 SMALL = dict(image_size=64, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1, ffn_dim=64,
@@ -66,16 +65,3 @@ def test_objective_trains_restoration_and_refiner():
     losses["loss"].backward()
     assert net.refiner.predictor.weight.grad.abs().sum() > 0
     assert net.input_proj.weight.grad.abs().sum() > 0
-
-
-def test_prompt_pool_selects_the_most_similar_class():
-    pool = PromptPool()
-    a, b = torch.zeros(1, 8, 2, 2), torch.zeros(1, 8, 2, 2)
-    a[:, 0], b[:, 1] = 1.0, 1.0
-    pool.add("a", a)
-    pool.add("b", b)
-    pool.add("a", a * 2)
-    query = torch.cat([b + 0.1, a * 3])
-    index = pool.select(query)
-    assert pool.class_of(index) == ["b", "a"]
-    assert len(pool) == 3 and pool.class_names == ["a", "b"]

@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     report = write_report(results, outputs, out / "report.html", title="nipad demo report")
     classes = sorted({s.class_name for s in data.test})
     per_class = max(1, args.heatmaps // len(classes))
-    shown = [s for c in classes for label in (0, 1)
-             for s in [t for t in data.test if t.class_name == c and bool(t.label) == bool(label)][:per_class]]
+    shown = [s for c in classes for anomalous in (False, True)
+             for s in [t for t in data.test if t.class_name == c and bool(t.label) == anomalous][:per_class]]
     print(f"\n[3/3] heatmaps of {len(shown)} test cells (calibrated thresholds, defect outline in red)")
     inputs = [ImageInput(s.image_path, Path(s.class_name) / ("anomalous" if s.label else "normal") / s.image_path.name)
               for s in shown]
