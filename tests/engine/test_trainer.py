@@ -8,7 +8,7 @@ from nipad.engine import checkpoint
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
 from nipad.engine.train_config import TrainConfig
-from nipad.engine.trainer import Trainer, split_calibration
+from nipad.engine.trainer import Trainer, refiner_stalled, split_calibration
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.config import ModelConfig
 from nipad.models.prompt_pool import central
@@ -144,3 +144,19 @@ def test_fresh_pseudo_anomalies_every_step_train_too(tiny_mvtec, tmp_path):
     _train(tmp_path / "run", data, epochs=1, pool=0)
     history = checkpoint.read_info(tmp_path / "run").extra["history"]
     assert len(history) == 1 and history[0]["dice"] > 0 and history[0]["mse"] > 0
+
+
+def test_refiner_stalled_compares_the_dice_loss_with_an_empty_maps():
+    assert refiner_stalled({"dice": 0.499, "dice_empty": 0.5})
+    assert not refiner_stalled({"dice": 0.40, "dice_empty": 0.5})
+    assert not refiner_stalled({"mse": 1.0})  # UniAD has no refiner
+
+
+def test_a_refiner_that_never_learned_is_warned_about(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    lines = []
+    tcfg = TrainConfig(epochs=1, batch_size=4, lr=0.0, synthetic_pool=1)
+    Trainer(ModelConfig(**TINY), tcfg, tmp_path / "run", CPU, log=lines.append).fit(data.train, ["x"])
+    last = checkpoint.read_info(tmp_path / "run").extra["history"][-1]
+    assert 0 < last["dice_empty"] < last["dice"]
+    assert any("warning: the refiner has not learned" in line for line in lines)

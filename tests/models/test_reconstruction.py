@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from nipad.models.config import ModelConfig, preset
@@ -61,7 +62,10 @@ def test_objective_trains_restoration_and_refiner():
     mask = torch.zeros(2, 1, 64, 64)
     mask[:, :, 10:30, 10:30] = 1
     losses = objective(clean, prompt, synth, mask)
-    assert set(losses) == {"mse", "dice", "loss"}
+    assert set(losses) == {"mse", "dice", "dice_empty", "loss"}
+    # an empty map scores 1 - 1/(T + 1) on each pseudo-anomalous sample (T = 400 mask pixels), 0 on the clean ones
+    assert losses["dice_empty"].item() == pytest.approx((1 - 1 / 401) / 2)
+    assert not losses["dice_empty"].requires_grad
     losses["loss"].backward()
     assert net.refiner.predictor.weight.grad.abs().sum() > 0
     assert net.input_proj.weight.grad.abs().sum() > 0

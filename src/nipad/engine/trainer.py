@@ -31,7 +31,14 @@ from nipad.models.prompt_pool import central
 from nipad.synth import PseudoAnomaly
 
 
+REFINER_STALLED = 0.98  # last-epoch Dice / all-zero-map Dice above this: the refiner marks (almost) nothing
 FEW_STEPS = 500  # fewer steps left the cpu preset barely trained: ELPV demo 180 steps image AUROC 57%, 720 steps 79%
+
+
+def refiner_stalled(epoch_means: dict[str, float]) -> bool:
+    """Whether an epoch's mean Dice loss is at the level of an all-zero refiner map: a refiner stuck predicting nothing,
+    as seen with the cpu preset widened to hidden 256 (Dice loss 0.49-0.50 for 16 epochs, about 0.50 for an empty map)."""
+    return "dice_empty" in epoch_means and epoch_means["dice"] > REFINER_STALLED * epoch_means["dice_empty"]
 
 
 def split_calibration(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -209,6 +216,11 @@ class Trainer:
 
         self.detector.eval()
         self._build_prompts(bank, owner, classes)
+        if info.extra["history"] and refiner_stalled(info.extra["history"][-1]):
+            last = info.extra["history"][-1]
+            self.log(f"nipad: warning: the refiner has not learned to mark the pseudo anomalies (Dice loss "
+                     f"{last['dice']:.4f}, {last['dice_empty']:.4f} for an empty map), so its map adds little to the "
+                     f"anomaly map; train longer (--epochs) or with a lower --lr")
         if self.mcfg.uses_refiner:
             calib = held_bank if len(held_bank) else bank
             self.detector.fusion_scale.fill_(fusion_scale(self.detector, calib, device))

@@ -3,6 +3,8 @@
 OneNIP: MSE(reconstruction, clean features) over the normal stream (reconstruction) and the pseudo-anomalous
 stream (restoration), + dice_weight * Dice(refiner, [0; pseudo-anomaly masks]). UniAD: the MSE of the normal
 stream alone. Jitter touches every input token (query, synthetic, prompt) for OneNIP, query tokens for UniAD.
+`dice_empty` (not trained on) is the Dice loss an all-zero refiner map would get on the same batch: the level a
+refiner that has not learned sits at.
 """
 
 from __future__ import annotations
@@ -41,5 +43,6 @@ class Objective(nn.Module):
             if inputs.shape[0] > clean.shape[0]:
                 masks[clean.shape[0]:] = synthetic_mask.to(logits)
             losses["dice"] = dice_loss(logits, masks)
+            losses["dice_empty"] = dice_loss(torch.full_like(masks, -torch.inf), masks)
         losses["loss"] = losses["mse"] + config.dice_weight * losses.get("dice", torch.zeros(()))
         return losses
