@@ -216,8 +216,8 @@ class Trainer:
 
         self.detector.eval()
         self._build_prompts(bank, owner, classes)
-        if info.extra["history"] and refiner_stalled(info.extra["history"][-1]):
-            last = info.extra["history"][-1]
+        last = info.extra["history"][-1] if info.extra["history"] else {}
+        if refiner_stalled(last):
             self.log(f"nipad: warning: the refiner has not learned to mark the pseudo anomalies (Dice loss "
                      f"{last['dice']:.4f}, {last['dice_empty']:.4f} for an empty map), so its map adds little to the "
                      f"anomaly map; train longer (--epochs) or with a lower --lr")
