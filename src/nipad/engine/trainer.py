@@ -85,7 +85,7 @@ class Trainer:
         torch.manual_seed(train_config.seed)
         self.detector = Detector(model_config).to(ctx.device)
         self.cache = cache if cache is not None else FeatureCache(
-            default_cache_dir(), self.detector.extractor.backbone.fingerprint, model_config.image_size,
+            default_cache_dir(), self.detector.extractor.fingerprint, model_config.image_size,
             max_memory_bytes=0, max_disk_bytes=2 << 30,
         )
 
