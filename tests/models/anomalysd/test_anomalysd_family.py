@@ -16,6 +16,7 @@ from nipad.cli.main import main
 from nipad.data import load_image, open_dataset
 from nipad.engine.calibration import Calibration
 from nipad.engine.families import load_run
+from nipad.models.anomalysd.config import AnomalySDConfig
 from nipad.models.anomalysd.inference import unet_evaluations
 from nipad.models.anomalysd.pipeline import load_sd
 from nipad.models.lpips.network import LPIPS
@@ -212,3 +213,10 @@ def test_the_perceptual_distance_is_lpips_where_its_weights_are_else_lite0_with_
     assert "LPIPS AlexNet weights" in err and "bash scripts/setup.sh" in err and "Traceback" not in err
     assert main(["test", str(tmp_path / "lpips"), "--data", str(small_data)]) == 2  # a run made with LPIPS needs it
     assert "bash scripts/setup.sh" in capsys.readouterr().err
+
+
+def test_runs_saved_before_the_perceptual_setting_existed_keep_the_lite0_stand_in(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())["model"]
+    assert AnomalySDConfig.from_dict(config).perceptual == config["perceptual"] == "lpips"
+    del config["perceptual"]
+    assert AnomalySDConfig.from_dict(config).perceptual == "lite0"

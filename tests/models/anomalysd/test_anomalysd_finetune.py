@@ -104,8 +104,8 @@ def test_a_stage_restarted_from_its_saved_state_ends_as_one_never_stopped(tiny_s
                   log=lambda _: None, history=history, checkpoint=checkpoint)
     resumed = load_sd(tiny_sd)  # a new process: the pretrained model, then the saved state
     resumed.unet.load_state_dict(saved["weights"])
-    new = finetune_unet(resumed, shots, owners, states, cfg, log=lambda _: None, start=StageStart(1, saved["optimizer"]),
-                        history=history)
+    new = finetune_unet(resumed, shots, owners, states, cfg, log=lambda _: None,
+                        start=StageStart(1, saved["optimizer"]), history=history)
     assert [h["epoch"] for h in new] == [2, 3] and history == full_history
     assert all(torch.equal(v, resumed.unet.state_dict()[k]) for k, v in whole.unet.state_dict().items())
     other = load_sd(tiny_sd)

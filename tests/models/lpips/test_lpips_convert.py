@@ -23,8 +23,8 @@ def flax_params(tensors: dict[str, torch.Tensor]) -> dict:
     def hwio(t: torch.Tensor) -> np.ndarray:
         return t.numpy().transpose(2, 3, 1, 0).copy()
 
-    alex = {f"Conv_{i}": {"kernel": hwio(tensors[f"features.{n}.weight"]), "bias": tensors[f"features.{n}.bias"].numpy()}
-            for i, n in enumerate(convert.FEATURE_INDEX)}
+    alex = {f"Conv_{i}": {"kernel": hwio(tensors[f"features.{n}.weight"]),
+                          "bias": tensors[f"features.{n}.bias"].numpy()} for i, n in enumerate(convert.FEATURE_INDEX)}
     return {"AlexNet_0": alex, **{f"NetLinLayer_{i}": {"Conv_0": {"kernel": hwio(tensors[f"lins.{i}.weight"])}}
                                   for i in range(5)}}
 
