@@ -211,6 +211,7 @@ def test_the_perceptual_distance_is_lpips_where_its_weights_are_else_lite0_with_
     assert train(small_data, tiny_sd, tmp_path / "asked", *base, "--perceptual", "lpips") == 2
     err = capsys.readouterr().err
     assert "LPIPS AlexNet weights" in err and "bash scripts/setup.sh" in err and "Traceback" not in err
+    assert not (tmp_path / "asked").exists()  # refused before anything was tuned or written
     assert main(["test", str(tmp_path / "lpips"), "--data", str(small_data)]) == 2  # a run made with LPIPS needs it
     assert "bash scripts/setup.sh" in capsys.readouterr().err
 

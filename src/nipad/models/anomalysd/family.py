@@ -154,14 +154,16 @@ def _shot_tensors(samples: Sequence[Sample], classes: list[str], size: int) -> t
 
 
 def build_model(config: AnomalySDConfig, parts: SDParts, prompts: dict[str, list[str]], shots: torch.Tensor,
-                owners: torch.Tensor, classes: list[str], device: torch.device | str) -> AnomalySD:
-    """The AnomalySD detector from loaded SD parts: class conditions encoded, then the text encoder dropped."""
+                owners: torch.Tensor, classes: list[str], device: torch.device | str,
+                perceptual: torch.nn.Module | None = None) -> AnomalySD:
+    """The AnomalySD detector from loaded SD parts: class conditions encoded, then the text encoder dropped; the
+    perceptual distance is config.perceptual's unless given."""
     from nipad.models.anomalysd.inference import AnomalySD
     from nipad.models.anomalysd.perceptual import create_perceptual
     from nipad.models.anomalysd.prompts import encode_prompts
     from nipad.models.backbone import create_backbone
 
-    perceptual = create_perceptual(config.perceptual).to(device)
+    perceptual = (perceptual or create_perceptual(config.perceptual)).to(device)
     conditions = {c: encode_prompts(parts.text_encoder, parts.tokenizer, prompts[c]).mean(dim=0) for c in classes}
     parts.text_encoder = None
     backbone = create_backbone(config.backbone, config.backbone_weights).to(device)
@@ -220,6 +222,7 @@ def train(args: argparse.Namespace, dataset, samples: Sequence[Sample], ctx) -> 
     _check_out(out, args.overwrite)
     if note:
         print(f"nipad: note: {note}")
+    measure = create_perceptual(config.perceptual).to(device)  # a missing LPIPS file fails now, not after tuning
     parts = load_sd(config.sd_model, device)
     parts.check_size(config.image_size)
     classes = sorted({s.class_name for s in samples}) if config.shots else list(dataset.classes)
@@ -258,8 +261,7 @@ def train(args: argparse.Namespace, dataset, samples: Sequence[Sample], ctx) -> 
     if decoder_tuned:
         start = progress.start("decoder", tuning.decoder_epochs) if progress else None
         if start is None or start.epoch < tuning.decoder_epochs:
-            finetune_decoder(parts, create_perceptual(config.perceptual).to(device), shots, tuning, start=start,
-                             history=history, checkpoint=saver)
+            finetune_decoder(parts, measure, shots, tuning, start=start, history=history, checkpoint=saver)
     if config.shots:
         tensors = {**tuned_weights(parts, unet_tuned, decoder_tuned), "shots.images": shots, "shots.owners": owners}
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -267,7 +269,7 @@ def train(args: argparse.Namespace, dataset, samples: Sequence[Sample], ctx) -> 
     else:
         (out / WEIGHTS).unlink(missing_ok=True)
     info.extra.update({"history": history, "train_seconds": round(time.time() - started, 1)})
-    model = build_model(config, parts, prompts, shots, owners, classes, device)
+    model = build_model(config, parts, prompts, shots, owners, classes, device, measure)
     if config.shots:
         rate = 0.01 if args.false_alarm_rate is None else args.false_alarm_rate
         source = (f"the {len(samples)} training shots themselves (a few-shot run holds out no normal image, so the "
