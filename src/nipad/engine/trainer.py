@@ -21,7 +21,9 @@ from nipad.engine import checkpoint
 from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context, barrier
 from nipad.engine.feature_cache import FeatureCache
-from nipad.engine.features import SyntheticImages, default_cache_dir, feature_bank, synthetic_pool, texture_source
+from nipad.engine.features import (
+    DecodedImages, SyntheticImages, default_cache_dir, feature_bank, synthetic_pool, texture_source,
+)
 from nipad.engine.train_config import TrainConfig
 from nipad.errors import ConfigError, DataError
 from nipad.models.config import ModelConfig
@@ -133,8 +135,8 @@ class Trainer:
         synthetic = None
         pool = None
         if mcfg.uses_restoration:
-            pseudo = PseudoAnomaly(texture_source(tcfg.texture_dir, train, mcfg.image_size))
-            synthetic = SyntheticImages(train, mcfg.image_size, pseudo, tcfg.seed)
+            images = DecodedImages([s.image_path for s in train], mcfg.image_size)
+            synthetic = SyntheticImages(images, PseudoAnomaly(texture_source(tcfg.texture_dir, images)), tcfg.seed)
             if tcfg.synthetic_pool > 0:
                 with self._progress(len(train) * tcfg.synthetic_pool, "pseudo anomalies (fixed pool)") as bar:
                     pool = synthetic_pool(extractor, synthetic, tcfg.synthetic_pool, device,

@@ -15,7 +15,7 @@ from PIL import Image
 
 from nipad.data.image_io import load_image
 from nipad.data.sample import ANOMALOUS, NORMAL, Sample
-from nipad.engine.features import texture_source
+from nipad.engine.features import DecodedImages, texture_source
 from nipad.synth import PseudoAnomaly
 
 VALIDATION_SEED = 1_000_003  # far from the training seeds, so no validation anomaly repeats a training one
@@ -26,7 +26,7 @@ def pseudo_validation_set(held: Sequence[Sample], texture_samples: Sequence[Samp
     """The held-out normal images and a pseudo-anomalous copy of each (defect type `pseudo`), written under
     `out_dir/<class>/`; textures come from `texture_samples` (the training images) as in training."""
     out_dir = Path(out_dir)
-    pseudo = PseudoAnomaly(texture_source(None, texture_samples, image_size))
+    pseudo = PseudoAnomaly(texture_source(None, DecodedImages([s.image_path for s in texture_samples], image_size)))
     samples: list[Sample] = []
     for i, sample in enumerate(held):
         image = load_image(sample.image_path, image_size)
