@@ -1,6 +1,7 @@
 """OneNIP vs UniAD (cpu preset) vs a kNN feature-distance baseline on the same backbone, on magnetic_tile.
 
-    .venv/bin/python benchmarks/magnetic_tile.py [--data ../shared/datasets/magnetic_tile] [--epochs N] [--models onenip,uniad]
+    .venv/bin/python benchmarks/magnetic_tile.py [--data ../shared/datasets/magnetic_tile] [--epochs N]
+        [--models onenip,uniad,knn] [--neck mfcn|pooled] [--seed 133]
 
 Prints the seven metrics and the wall time of each, and writes benchmarks/results/magnetic_tile.json.
 """
@@ -26,6 +27,7 @@ from nipad.engine.features import feature_bank
 from nipad.metrics import auroc, format_table
 from nipad.models.config import preset
 from nipad.models.detector import Detector, image_score, upsample
+from nipad.models.neck import NECKS
 
 HERE = Path(__file__).parent
 
@@ -34,7 +36,7 @@ HERE = Path(__file__).parent
 def knn_baseline(data, image_size: int, bank_size: int = 16384, seed: int = 0):
     """Patch-level 1-NN distance to a random subset of the training patches' neck features (PatchCore without
     coreset or neighbourhood pooling): anomaly map = distance upsampled, image score = max of the pooled map."""
-    detector = Detector(preset("cpu", "uniad"))
+    detector = Detector(preset("cpu", "uniad", neck="mfcn"))
     train, _ = split_calibration(data.train, 0.1, 133)
     bank = feature_bank(detector.extractor, train, image_size, torch.device("cpu")).float()
     patches = bank.permute(0, 2, 3, 1).reshape(-1, bank.shape[1])
@@ -75,6 +77,8 @@ def main() -> None:
     parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "datasets" / "magnetic_tile"))
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--models", default="onenip,uniad,knn")
+    parser.add_argument("--neck", choices=NECKS, help="OneNIP/UniAD neck (default: the cpu preset's)")
+    parser.add_argument("--seed", type=int, default=133, help="OneNIP/UniAD training seed")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when another job shares the cores)")
     args = parser.parse_args()
@@ -88,8 +92,8 @@ def main() -> None:
             results, outputs = knn_baseline(data, 224)
         else:
             run_dir = out / f"magnetic_tile-{model}"
-            Trainer(preset("cpu", model), train_preset("cpu", epochs=args.epochs), run_dir,
-                    Context(0, 1, torch.device("cpu")), overwrite=True).fit(data.train, [args.data])
+            Trainer(preset("cpu", model, neck=args.neck), train_preset("cpu", epochs=args.epochs, seed=args.seed),
+                    run_dir, Context(0, 1, torch.device("cpu")), overwrite=True).fit(data.train, [args.data])
             detector, _ = load_detector(run_dir)
             with torch.inference_mode():
                 results, outputs = run_test(detector, data.test)
