@@ -45,6 +45,12 @@ def make_mvtec(root: Path, n_train: int = 12, n_good: int = 3, n_bad: int = 4, s
 
 
 @pytest.fixture(scope="session")
+def mvtec_maker():
+    """`make_mvtec` for tests that need a data set of another size (tests/data has a conftest of its own)."""
+    return make_mvtec
+
+
+@pytest.fixture(scope="session")
 def tiny_mvtec(tmp_path_factory) -> Path:
     return make_mvtec(tmp_path_factory.mktemp("tiny_mvtec"))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import make_mvtec
 from nipad.data import open_dataset
 from nipad.engine import checkpoint
 from nipad.engine.distributed import Context
@@ -18,8 +17,8 @@ from nipad.models.config import preset
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return open_dataset(make_mvtec(tmp_path_factory.mktemp("accuracy"), n_train=20, n_good=6, n_bad=6, seed=3))
+def data(tmp_path_factory, mvtec_maker):
+    return open_dataset(mvtec_maker(tmp_path_factory.mktemp("accuracy"), n_train=20, n_good=6, n_bad=6, seed=3))
 
 
 @pytest.mark.parametrize("model", ["onenip", "uniad"])
