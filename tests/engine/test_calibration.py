@@ -16,7 +16,7 @@ def test_thresholds_meet_the_false_alarm_rate_and_normalise_to_one_half():
     cal = Calibration(0.01, {"a": t, ALL: t}, "test")
     out = cal.apply(np.array([t.image_threshold, t.image_max + 100, t.image_min - 100]), maps[:3], ["a", "b", None])
     assert out["pred_score_normalized"].tolist() == [0.5, 1.0, 0.0]
-    assert out["pred_label"].tolist() == [True, True, False]
+    assert out["pred_label"].tolist() == [False, True, False]  # anomalous means above the threshold
     assert out["pred_mask"].shape == (3, 20, 20) and out["pred_mask"].mean() < 0.05
 
 

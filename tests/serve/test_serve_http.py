@@ -121,7 +121,7 @@ def test_predictions_match_the_in_process_model(server, untrained_onenip_run, ti
     for r, score, cls in zip(results, ref["pred_score"].tolist(), ref["prompt_class"], strict=True):
         assert r["pred_score"] == pytest.approx(score, abs=1e-3)
         assert r["threshold_class"] == cls
-        assert r["pred_label"] == (r["pred_score"] >= calibration.classes[cls].image_threshold)
+        assert r["pred_label"] == (r["pred_score"] > calibration.classes[cls].image_threshold)
         assert 0.0 <= r["pred_score_normalized"] <= 1.0
 
 

@@ -60,7 +60,7 @@ class Prediction:
     image: np.ndarray  # uint8 HxWx3
     anomaly_map: np.ndarray  # float32 HxW, raw
     anomaly_map_normalized: np.ndarray  # float HxW in [0, 1], pixel threshold at 0.5
-    pred_mask: np.ndarray  # bool HxW: anomaly_map >= the calibrated pixel threshold
+    pred_mask: np.ndarray  # bool HxW: anomaly_map > the calibrated pixel threshold
 
     @property
     def defect_area_fraction(self) -> float:
