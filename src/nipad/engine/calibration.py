@@ -6,7 +6,9 @@ stated fraction `rate` (default 1%) of the normal calibration images / pixels ra
 when there are fewer than 1/rate of them (the threshold is then their highest score: `calibrate` warns that the rate
 cannot be measured from so few). Normalisation as anomalib's min-max: n = clip((x - threshold) / (max - min) + 0.5,
 0, 1), so the threshold maps to 0.5; min and max are those of the calibration images (per class, image and pixel
-level). Thresholds are finite numbers or an error, never NaN.
+level). "Above" allows for float noise: a value within a relative TOLERANCE of its threshold is not above it, since
+the same image scored in batches of other sizes differs in the last float32 bits (OneNIP: up to 7e-8 relative, as
+measured), which must not flip a calibration image to anomalous. Thresholds are finite numbers or an error, never NaN.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from nipad.errors import CheckpointError, ConfigError, DataError
 
 FILE = "calibration.json"
 ALL = "__all__"
+TOLERANCE = 1e-6  # relative; see the module docstring
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ class Thresholds:
 
     def finite(self) -> bool:
         return all(math.isfinite(v) for v in astuple(self))
+
+
+def above(values: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:
+    """Whether `values` lie above `threshold` by more than float noise (TOLERANCE, relative)."""
+    return values > threshold + TOLERANCE * np.abs(threshold)
 
 
 def _normalise(x: np.ndarray, threshold: float, lo: float, hi: float) -> np.ndarray:
@@ -95,8 +103,8 @@ class Calibration:
         t = [self.for_class(c) for c in classes]
         img_t = np.array([x.image_threshold for x in t])[:, None, None]
         return {
-            "pred_label": scores > img_t[:, 0, 0],
-            "pred_mask": maps > np.array([x.pixel_threshold for x in t])[:, None, None],
+            "pred_label": above(scores, img_t[:, 0, 0]),
+            "pred_mask": above(maps, np.array([x.pixel_threshold for x in t])[:, None, None]),
             "pred_score_normalized": np.array([_normalise(s, x.image_threshold, x.image_min, x.image_max)
                                                for s, x in zip(scores, t)]),
             "anomaly_map_normalized": np.stack([_normalise(m, x.pixel_threshold, x.pixel_min, x.pixel_max)
