@@ -3,7 +3,7 @@
 The run (model + calibration) is held as one immutable snapshot: a batch reads it once, and a prompt update builds
 and persists the new run on disk (nipad.engine.prompts, atomic files) before swapping the snapshot in, so a failed
 update leaves both the served model and the files as they were. A batch whose scores or maps are not finite fails
-(never a score) and marks the service broken for good (`problem`, which /health reports): restart it on a good run.
+(never a score) and marks the service broken (`problem`, which /health reports) until a snapshot is loaded again.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ class InspectionService:
                 paths.append(path)
             done = add_prompts(self.settings.run_dir, class_name, paths, n_prompts, rate, str(self.device),
                                self.settings.max_pixels)
-        self.snapshot = self._load()
+        self.snapshot = self._load()  # checked again: NaN weights or a changed file fail here, the old snapshot serves on
+        self.problem = None
         return done
 
     def close(self) -> None:
