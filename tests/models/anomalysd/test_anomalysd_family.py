@@ -13,8 +13,10 @@ from safetensors.torch import load_file
 
 from nipad.cli.main import main
 from nipad.data import load_image, open_dataset
+from nipad.engine import integrity
 from nipad.engine.calibration import Calibration
 from nipad.engine.families import load_run
+from nipad.errors import CheckpointError
 from nipad.models.anomalysd.inference import unet_evaluations
 from nipad.models.anomalysd.pipeline import load_sd
 
@@ -114,8 +116,21 @@ def test_zero_shot_runs_the_pretrained_model(small_data, tiny_sd, tmp_path):
     assert out["prompt_class"] is None and out["ref_map"] is None  # no shots: no pool, no prototype map
     assert out["anomaly_map"].shape == (2, 1, 64, 64)
     assert torch.equal(model.condition(None), model.conditions.mean(dim=0))
+    assert set(integrity.read_manifest(run)) == {"config.json"}
     assert main(["calibrate", str(run), "--data", str(small_data), "--classes", "stripes"]) == 0  # thresholds later
     assert Calibration.load(run).classes["stripes"].n_images == 3
+    assert set(integrity.read_manifest(run)) == {"config.json", "calibration.json"}
+
+
+def test_a_damaged_run_is_refused_by_the_same_manifest(run_dir, tmp_path):
+    assert set(integrity.read_manifest(run_dir)) == {"config.json", "model.safetensors", "calibration.json"}
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupt"):
+        load_run(copy)
 
 
 @pytest.mark.parametrize("argv, message", [
