@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-file-mb", type=float, default=32.0, help="largest image file accepted")
     p.add_argument("--max-side", type=int, default=8192, help="largest image width or height, read from the header")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest width x height of one image")
-    p.add_argument("--max-request-pixels", type=int, default=100_000_000,
-                   help="largest sum of width x height over the images of one request")
+    p.add_argument("--max-request-pixels", type=int, default=40_000_000,
+                   help="largest sum of width x height over the images of one request (default 40000000; with "
+                        "?maps and ?overlay a request takes about 50 bytes per pixel: 2 GB at this limit)")
     p.add_argument("--request-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="a request still running after this long is cancelled and answered 504 (default 60)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))

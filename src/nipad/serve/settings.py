@@ -22,7 +22,7 @@ class ServeSettings:
     max_file_bytes: int = 32 * 2**20
     max_side: int = 8192
     max_pixels: int = 40_000_000
-    max_request_pixels: int = 100_000_000
+    max_request_pixels: int = 40_000_000
     request_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
