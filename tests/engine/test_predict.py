@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from nipad.engine.calibration import ALL, Calibration
+from nipad.engine.calibration import ALL, Calibration, above
 from nipad.engine.families import load_run
 from nipad.engine.predict import (
     ImageInput,
@@ -111,7 +111,7 @@ def test_labels_and_masks_follow_the_calibrated_thresholds(images, model_and_cal
     again = list(predict(model, Calibration(calibration.rate, moved, "test"), inputs))
     assert [p.pred_label for p in again] == [p.pred_score > middle for p in first]
     assert sum(p.pred_label for p in again) == 2
-    assert again[0].defect_area_fraction == pytest.approx((first[0].anomaly_map >= pixel).mean())
+    assert again[0].defect_area_fraction == pytest.approx(above(first[0].anomaly_map, pixel).mean())
     assert calibration.classes[ALL].image_threshold != middle
 
 
