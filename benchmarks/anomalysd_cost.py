@@ -25,6 +25,7 @@ from anomalysd_tiny_sd import save_tiny_sd
 from nipad.models.anomalysd.config import AnomalySDConfig
 from nipad.models.anomalysd.family import build_model
 from nipad.models.anomalysd.inference import unet_evaluations
+from nipad.models.anomalysd.perceptual import choose
 from nipad.models.anomalysd.pipeline import load_sd
 
 PAPER = {"scales": (1, 2, 4, 8), "steps": 50, "strength": 0.4}
@@ -54,7 +55,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sd = save_tiny_sd(Path(tmp) / "sd")
         config = AnomalySDConfig(sd_model=str(sd), shots=1, image_size=args.image_size, steps=args.steps,
-                                 strength=args.strength, scales=scales, mask_batch=args.mask_batch)
+                                 strength=args.strength, scales=scales, mask_batch=args.mask_batch,
+                                 perceptual=choose(None)[0])
         parts = load_sd(sd)
         shots = stripes(1, args.image_size, 0)
         model = build_model(config, parts, {"stripes": ["A perfect stripes."]}, shots, torch.zeros(1, dtype=torch.long),

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-METHODS = ("patchcore", "patchcore-separate", "padim", "padim-separate", "onenip", "uniad")
-BASELINES = ("patchcore", "padim")
+METHODS = ("patchcore", "patchcore-separate", "padim", "padim-separate", "knn", "onenip", "uniad")
+BASELINES = ("patchcore", "padim", "knn")
 
 
 def train_argv(method: str, data: list[str], run_dir: Path, args: argparse.Namespace) -> list[str]:
@@ -42,7 +42,13 @@ def train_argv(method: str, data: list[str], run_dir: Path, args: argparse.Names
         argv += ["--mode", mode or "unified"]
     else:
         argv += ["--preset", "cpu"] + (["--epochs", str(args.epochs)] if args.epochs else [])
+        argv += args.train_args.split()
     return argv
+
+
+def method_name(method: str, args: argparse.Namespace) -> str:
+    """The row's name: the method, with --tag for OneNIP / UniAD variants made by --train-args."""
+    return f"{method}-{args.tag}" if args.tag and method.partition("-")[0] not in BASELINES else method
 
 
 def run_one(method: str, args: argparse.Namespace) -> dict:
@@ -55,7 +61,8 @@ def run_one(method: str, args: argparse.Namespace) -> dict:
     from nipad.engine.families import load_run
 
     torch.set_num_threads(args.threads)
-    run_dir = Path(args.out) / "runs" / (method + (f"-{args.shots}shot" if args.shots else ""))
+    name = method_name(method, args)
+    run_dir = Path(args.out) / "runs" / (name + (f"-{args.shots}shot" if args.shots else ""))
     started = time.perf_counter()
     if nipad(train_argv(method, args.data, run_dir, args)) != 0:
         raise SystemExit(f"nipad train failed for {method}")
@@ -68,14 +75,29 @@ def run_one(method: str, args: argparse.Namespace) -> dict:
         outputs = infer(detector, test)
     infer_seconds = time.perf_counter() - started
     peak = _peak_mib()  # before the metrics, whose pixel sorts are the protocol's cost, not the method's
-    results = score(outputs, test, detector.config.image_size, {"method": method, "run_dir": str(run_dir)})
+    results = score(outputs, test, detector.config.image_size, {"method": name, "run_dir": str(run_dir)})
     results.to_json(run_dir / "metrics.json")
+    validation = None
+    if args.validate:
+        samples = validation_set(args)
+        validation = score(infer(detector, samples), samples, detector.config.image_size).mean
     return {
-        "method": method, "run_dir": str(run_dir), "train_seconds": round(train_seconds, 1),
+        "method": name, "validation": validation, "run_dir": str(run_dir), "train_seconds": round(train_seconds, 1),
         "images_per_second": round(len(test) / infer_seconds, 2),
         "peak_rss_mib": peak, "train_peak_rss_mib": train_peak,
         "mean": results.mean, "per_class": results.per_class, "n_images": results.n_images,
     }
+
+
+def validation_set(args: argparse.Namespace) -> list:
+    """The pseudo-anomaly validation set of the training data (held-out normals + one pseudo anomaly each), made
+    once under DIR/validation; the held-out images are the calibration split every method holds out."""
+    from nipad.cli.common import open_data
+    from nipad.engine.trainer import split_calibration
+    from nipad.engine.validation import pseudo_validation_set
+
+    train, held = split_calibration(open_data(args.data, None).train, 0.1, args.seed)
+    return pseudo_validation_set(held, train, args.image_size or 224, Path(args.out) / "validation")
 
 
 def merged_rows(previous: dict, report: dict) -> list[dict]:
@@ -114,6 +136,11 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['method']} | " + " | ".join(_pct(r["mean"][m]) for m in METRIC_NAMES)
                      + f" | {r['train_seconds']:.0f} | {r['images_per_second']:.1f} | {r['peak_rss_mib']:.0f} "
                      f"({r['train_peak_rss_mib']:.0f}) | {r.get('threads', '-')} |")
+    if any(r.get("validation") for r in rows):
+        lines += ["", "## Validation: held-out normal training images + pseudo anomalies (metrics in %)", "",
+                  head + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
+        lines += [f"| {r['method']} | " + " | ".join(_pct(r["validation"][m]) for m in METRIC_NAMES) + " |"
+                  for r in rows if r.get("validation")]
     classes = sorted({c for r in rows for c in r["per_class"]})
     for name in classes:
         lines += ["", f"## {name}", "", head + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
@@ -133,6 +160,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=133)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per method")
     parser.add_argument("--epochs", type=int, help="onenip/uniad epochs (default: the cpu preset's)")
+    parser.add_argument("--train-args", default="", metavar="ARGS",
+                        help="more `nipad train` options for onenip/uniad, e.g. '--neck mfcn' (name the rows with --tag)")
+    parser.add_argument("--tag", help="suffix of the onenip/uniad row names (a variant made by --train-args)")
+    parser.add_argument("--validate", action="store_true",
+                        help="also score each run on held-out normal training images + pseudo anomalies of them "
+                             "(the metrics to choose settings by; never the test split)")
     parser.add_argument("--out", default=str(HERE / "results" / "table"))
     parser.add_argument("--merge", action="store_true", help="keep the other methods' rows of DIR's existing table")
     parser.add_argument("--worker", metavar="METHOD", help=argparse.SUPPRESS)

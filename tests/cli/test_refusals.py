@@ -160,4 +160,7 @@ def test_interrupt_says_what_was_kept(tiny_mvtec, tmp_path, monkeypatch, capsys)
     (tmp_path / "r").mkdir()
     (tmp_path / "r/config.json").write_text('{"epochs_done": 3, "finished": false}')
     assert main(argv) == 130
-    assert "the checkpoint of epoch 3" in capsys.readouterr().err
+    assert "no checkpoint had been written" in capsys.readouterr().err  # a config alone is no checkpoint
+    (tmp_path / "r/train_state.pt").write_bytes(b"state")
+    assert main(argv) == 130
+    assert "the last checkpoint (epoch 3)" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""PatchCore and PaDiM end to end on tiny data through the CLI, both modes: run dir, test metrics, the Detector call."""
+"""PatchCore, PaDiM and kNN end to end on tiny data through the CLI, both modes: run dir, test metrics, the Detector call."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from nipad.engine.evaluate import run_test
 from nipad.engine.families import load_run
 from nipad.errors import DataError
 
-RUNS = [(m, mode) for m in ("patchcore", "padim") for mode in ("separate", "unified")]
+RUNS = [(m, mode) for m in ("patchcore", "padim", "knn") for mode in ("separate", "unified")]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -87,6 +87,8 @@ def test_patchcore_bank_and_padim_gaussians(loaded):
     assert patchcore.group_state(0, "bank").dtype == torch.float16
     padim, _ = loaded["padim", "unified"]
     assert padim.group_state(0, "inv_covariance").shape == (256, 100, 100)
+    knn, _ = loaded["knn", "unified"]
+    assert knn.group_state(0, "bank").shape == (8 * 4 * 4, 40 + 112)  # every patch of the stride-16 grid
 
 
 def test_finished_run_kept_and_clear_errors(runs, tiny_mvtec, capsys):

@@ -1,11 +1,13 @@
-"""MFCN neck matches the authors' UpsamplingBilinear2d downsampling; FeatureExtractor sizes and uint8 input."""
+"""MFCN neck matches the authors' UpsamplingBilinear2d downsampling; the pooled neck averages whole cells;
+FeatureExtractor sizes, fingerprint and uint8 input."""
 
 import pytest
 import torch
 from torch import nn
 
 from nipad.models.backbone import create_backbone
-from nipad.models.neck import MFCN, FeatureExtractor
+from nipad.errors import ConfigError
+from nipad.models.neck import MFCN, FeatureExtractor, PooledNeck, create_neck
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +45,37 @@ def test_feature_size_matches_real_output_for_sizes_not_divisible_by_16(extracto
 def test_uint8_images_equal_float_images_in_unit_range(extractor):
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     torch.testing.assert_close(extractor(images), extractor(images.float() / 255.0))
+
+
+def test_pooled_neck_averages_each_cell_of_a_constant_region_and_has_no_parameters():
+    torch.manual_seed(0)
+    maps = [torch.randn(2, c, 224 // s, 224 // s) for c, s in zip([16, 24, 40, 112], [2, 4, 8, 16], strict=True)]
+    out = PooledNeck()(maps)
+    assert out.shape == (2, 192, 14, 14)
+    assert list(PooledNeck().parameters()) == []
+    # away from the border, a token of the stride-2 map is the mean of its 8x8 cell widened by one pixel each side
+    cell = maps[0][:, :, 8 * 5 - 1 : 8 * 6 + 1, 8 * 7 - 1 : 8 * 8 + 1]
+    along = torch.tensor([1.0, 2, 3, 3, 3, 3, 3, 3, 2, 1])  # how many 3x3 windows of the cell cover each pixel
+    weights = along[:, None] * along[None, :]
+    expected = (cell * weights).sum(dim=(-2, -1)) / (9 * 64)
+    torch.testing.assert_close(out[:, :16, 5, 7], expected)
+
+
+def test_pooled_neck_keeps_a_constant_map_constant_up_to_the_border():
+    maps = [torch.full((1, 4, 56, 56), 3.0), torch.full((1, 8, 14, 14), -1.0)]
+    out = PooledNeck()(maps)
+    torch.testing.assert_close(out[:, :4], torch.full((1, 4, 14, 14), 3.0))
+    torch.testing.assert_close(out[:, 4:], torch.full((1, 8, 14, 14), -1.0))
+
+
+def test_create_neck_by_name_and_unknown_names_are_refused():
+    assert isinstance(create_neck("mfcn"), MFCN)
+    assert isinstance(create_neck("pooled"), PooledNeck)
+    with pytest.raises(ConfigError, match="unknown neck 'bilinear'"):
+        create_neck("bilinear")
+
+
+def test_fingerprint_names_the_neck(extractor):
+    pooled = FeatureExtractor(extractor.backbone, PooledNeck())
+    assert pooled.fingerprint != extractor.fingerprint
+    assert pooled.fingerprint.startswith(extractor.backbone.fingerprint)

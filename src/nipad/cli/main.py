@@ -55,14 +55,15 @@ def _after_interrupt(args: argparse.Namespace) -> str:
     """What an interrupted command left behind, as the user needs to know it (files are written atomically)."""
     if args.command != "train":
         return "every file already written is complete (all are written atomically); rerun the command to finish"
+    out = Path(args.out)
+    if not (out / "train_state.pt").is_file():  # what a resumable training writes with each checkpoint
+        return f"no checkpoint had been written to {out} yet (rerun the same command to start again)"
     try:
-        config = json.loads((Path(args.out) / "config.json").read_text(encoding="utf-8"))
-        epochs = int(config.get("epochs_done", 0))
+        epochs = int(json.loads((out / "config.json").read_text(encoding="utf-8")).get("epochs_done", 0))
     except (OSError, ValueError, TypeError, AttributeError):
         epochs = 0
-    if epochs > 0:
-        return f"the checkpoint of epoch {epochs} in {args.out} is intact (rerun the same command to resume)"
-    return f"no checkpoint had been written to {args.out} yet (rerun the same command to start again)"
+    return (f"the last checkpoint{f' (epoch {epochs})' if epochs else ''} in {out} is intact (rerun the same command "
+            f"to resume)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from nipad.engine import distributed
 from nipad.engine.families import all_models, family_of_model
 from nipad.models.anomalysd.family import add_arguments as add_anomalysd_arguments
 from nipad.models.config import PRESETS
+from nipad.models.neck import NECKS
 from nipad.models.patch_baseline import MODES
 
 
@@ -26,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int)
     p.add_argument("--backbone", help="lite0 (default), lite1, lite2, or a timm EfficientNet name with --backbone-weights")
     p.add_argument("--backbone-weights", metavar="PATH", help="local weights file for the backbone")
+    p.add_argument("--neck", choices=NECKS, help="how the backbone's maps become tokens: pooled (3x3 local average, "
+                   "then area pooling; cpu preset) or mfcn (the authors' bilinear resize; paper preset)")
     p.add_argument("--decoder", choices=("dynamic", "static"), help="OneNIP prompt decoder (ablation: static)")
     p.add_argument("--no-restoration", action="store_true", help="ablation: no pseudo-anomaly restoration stream")
     p.add_argument("--no-refiner", action="store_true", help="ablation: no supervised refiner")

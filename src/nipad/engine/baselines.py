@@ -1,4 +1,4 @@
-"""PatchCore and PaDiM as model families: `nipad train --model patchcore|padim [--mode separate|unified]`.
+"""PatchCore, PaDiM and kNN as model families: `nipad train --model patchcore|padim|knn [--mode separate|unified]`.
 
 Their run directory: config.json ("family", model settings, classes, groups, timing), model.safetensors (the fitted
 banks / Gaussians and class-mean descriptors; the frozen backbone is rebuilt from its weights) and calibration.json
@@ -34,6 +34,7 @@ from nipad.engine.distributed import Context
 from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer import split_calibration
 from nipad.errors import CheckpointError, ConfigError, DataError, NipadError
+from nipad.models.knn import Knn, KnnConfig
 from nipad.models.padim import Padim, PadimConfig
 from nipad.models.patch_baseline import ALL, BaselineConfig, PatchBaseline
 from nipad.models.patchcore import PatchCore, PatchCoreConfig
@@ -42,10 +43,11 @@ from nipad.models.registry import Family, register
 METHODS: dict[str, tuple[type[PatchBaseline], type[BaselineConfig]]] = {
     "patchcore": (PatchCore, PatchCoreConfig),
     "padim": (Padim, PadimConfig),
+    "knn": (Knn, KnnConfig),
 }
 # train options of OneNIP / UniAD that mean nothing to a baseline
-RECONSTRUCTION_OPTIONS = ("preset", "epochs", "lr", "decoder", "no_restoration", "no_refiner", "texture_dir",
-                          "synthetic_pool")
+RECONSTRUCTION_OPTIONS = ("preset", "epochs", "lr", "neck", "decoder", "no_restoration", "no_refiner",
+                          "texture_dir", "synthetic_pool")
 # baseline option -> (the method it belongs to, its config field)
 METHOD_OPTIONS = {"coreset_ratio": ("patchcore", "coreset_ratio"), "padim_dims": ("padim", "dims")}
 

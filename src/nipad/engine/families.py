@@ -24,7 +24,7 @@ def train_reconstruction(args: Any, dataset, samples, ctx: Context) -> None:
     name = args.preset or ("paper" if ctx.device.type == "cuda" else "cpu")
     model_config = preset(
         name, args.model, image_size=args.image_size, backbone=args.backbone,
-        backbone_weights=args.backbone_weights, decoder=args.decoder,
+        backbone_weights=args.backbone_weights, neck=args.neck, decoder=args.decoder,
         restoration=False if args.no_restoration else None, refiner=False if args.no_refiner else None,
     )
     train_config = train_preset(

@@ -62,12 +62,34 @@ def feature_bank(
     return torch.stack([f.to(BANK_DTYPE) for f in found])
 
 
-def texture_source(texture_dir: str | None, samples: Sequence[Sample], image_size: int):
+class DecodedImages:
+    """The images at `paths` as uint8 HxWx3 arrays at `size`, each decoded once and kept while they fit in
+    `max_bytes`: the pseudo-anomaly pool reads every training image once per variant and again as a texture, and
+    decoding and resizing was a third of the time it spent making an anomaly. Treat returned arrays as read-only."""
+
+    def __init__(self, paths: Sequence[Path], size: int, max_bytes: int = 1 << 30) -> None:
+        self.paths, self.size, self.max_bytes = list(paths), size, max_bytes
+        self._kept: dict[int, np.ndarray] = {}
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        image = self._kept.get(i)
+        if image is None:
+            image = load_image(self.paths[i], self.size)
+            if self._bytes + image.nbytes <= self.max_bytes:
+                self._kept[i] = image
+                self._bytes += image.nbytes
+        return image
+
+
+def texture_source(texture_dir: str | None, images: DecodedImages):
     """DTD-like texture folder when given, else patches of random training images (nothing to download)."""
     if texture_dir:
         return FolderTextures(texture_dir)
-    paths = [s.image_path for s in samples]
-    return ImageBankTextures(lambda rng: load_image(paths[int(rng.integers(len(paths)))], image_size))
+    return ImageBankTextures(lambda rng: images[int(rng.integers(len(images)))])
 
 
 class SyntheticImages(Dataset):
@@ -77,17 +99,16 @@ class SyntheticImages(Dataset):
     `round` is the epoch (fresh anomalies each epoch) or the variant number of a fixed pool.
     """
 
-    def __init__(self, samples: Sequence[Sample], image_size: int, pseudo: PseudoAnomaly, seed: int) -> None:
-        self.samples, self.image_size, self.pseudo, self.seed = list(samples), image_size, pseudo, seed
+    def __init__(self, images: DecodedImages, pseudo: PseudoAnomaly, seed: int) -> None:
+        self.images, self.pseudo, self.seed = images, pseudo, seed
         self.round = 0
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[int, Tensor, Tensor]:
         rng = np.random.default_rng([self.seed, self.round, i])
-        image = load_image(self.samples[i].image_path, self.image_size)
-        synthetic, mask = self.pseudo(image, rng)
+        synthetic, mask = self.pseudo(self.images[i].copy(), rng)
         return i, torch.from_numpy(np.ascontiguousarray(synthetic)).permute(2, 0, 1), torch.from_numpy(mask)[None]
 
 

@@ -20,7 +20,9 @@ from nipad.engine import checkpoint
 from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context, barrier
 from nipad.engine.feature_cache import FeatureCache
-from nipad.engine.features import SyntheticImages, default_cache_dir, feature_bank, synthetic_pool, texture_source
+from nipad.engine.features import (
+    DecodedImages, SyntheticImages, default_cache_dir, feature_bank, synthetic_pool, texture_source,
+)
 from nipad.engine.train_config import TrainConfig
 from nipad.errors import ConfigError, DataError
 from nipad.models.config import ModelConfig
@@ -84,7 +86,7 @@ class Trainer:
         torch.manual_seed(train_config.seed)
         self.detector = Detector(model_config).to(ctx.device)
         self.cache = cache if cache is not None else FeatureCache(
-            default_cache_dir(), self.detector.extractor.backbone.fingerprint, model_config.image_size,
+            default_cache_dir(), self.detector.extractor.fingerprint, model_config.image_size,
             max_memory_bytes=0, max_disk_bytes=2 << 30,
         )
 
@@ -132,8 +134,8 @@ class Trainer:
         synthetic = None
         pool = None
         if mcfg.uses_restoration:
-            pseudo = PseudoAnomaly(texture_source(tcfg.texture_dir, train, mcfg.image_size))
-            synthetic = SyntheticImages(train, mcfg.image_size, pseudo, tcfg.seed)
+            images = DecodedImages([s.image_path for s in train], mcfg.image_size)
+            synthetic = SyntheticImages(images, PseudoAnomaly(texture_source(tcfg.texture_dir, images)), tcfg.seed)
             if tcfg.synthetic_pool > 0:
                 with self._progress(len(train) * tcfg.synthetic_pool, "pseudo anomalies (fixed pool)") as bar:
                     pool = synthetic_pool(extractor, synthetic, tcfg.synthetic_pool, device,

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from nipad.errors import ConfigError
+from nipad.models.neck import NECKS
 
 MODELS = ("onenip", "uniad")
 DECODERS = ("dynamic", "static")
@@ -17,13 +18,15 @@ class ModelConfig:
 
     `decoder` picks OneNIP's prompt decoder: `dynamic` (bidirectional, default) or `static` (the unidirectional
     ablation); it is ignored for `uniad`. `neighbour_size` None means the authors' rule feature_size // 2
-    (a 7x7 window at 224). `restoration` and `refiner` switch OneNIP's two extra streams (the ablation rows).
+    (a 7x7 window at 224). `neck` is how the backbone's maps become tokens (nipad.models.neck: `mfcn`, the
+authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra streams (the ablation rows).
     """
 
     model: str = "onenip"
     decoder: str = "dynamic"
     backbone: str = "lite0"
     backbone_weights: str | None = None
+    neck: str = "mfcn"
     image_size: int = 224
     hidden_dim: int = 256
     heads: int = 8
@@ -44,6 +47,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.neck not in NECKS:
+            raise ConfigError(f"unknown neck {self.neck!r}; choose one of {', '.join(NECKS)}")
         if self.decoder not in DECODERS:
             raise ConfigError(f"unknown decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
         if self.image_size % 16 or self.image_size < 64:

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from nipad.models.backbone import create_backbone
 from nipad.models.config import ModelConfig
-from nipad.models.neck import MFCN, FeatureExtractor
+from nipad.models.neck import FeatureExtractor, create_neck
 from nipad.models.prompt_pool import PromptPool
 from nipad.models.reconstruction import ReconstructionNet
 
@@ -34,7 +34,9 @@ class Detector(nn.Module):
     def __init__(self, config: ModelConfig, extractor: FeatureExtractor | None = None) -> None:
         super().__init__()
         self.config = config
-        self.extractor = extractor or FeatureExtractor(create_backbone(config.backbone, config.backbone_weights), MFCN())
+        self.extractor = extractor or FeatureExtractor(
+            create_backbone(config.backbone, config.backbone_weights), create_neck(config.neck)
+        )
         self.net = ReconstructionNet(config, self.extractor.out_channels)
         self.prompts = PromptPool()
         self.register_buffer("fusion_scale", torch.tensor(1.0))

@@ -1,5 +1,6 @@
 """`nipad train --model anomalysd` end to end on the tiny SD model and the tiny 2-class set: the run directory,
-loading it back, class matching, the UNet-evaluation count, `nipad test` / `predict`, the 0-shot run, errors."""
+loading it back, class matching, the UNet-evaluation count, `nipad test` / `predict`, the 0-shot run, errors,
+resuming an interrupted fine-tuning, the choice of perceptual distance."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from nipad.engine import integrity
 from nipad.engine.calibration import Calibration
 from nipad.engine.families import load_run
 from nipad.errors import CheckpointError
+from nipad.models.anomalysd.config import AnomalySDConfig
 from nipad.models.anomalysd.inference import unet_evaluations
 from nipad.models.anomalysd.pipeline import load_sd
+from nipad.models.lpips.network import LPIPS
 
 FAST = ["--image-size", "64", "--sd-steps", "4", "--sd-scales", "1,2", "--sd-lambda", "0.5", "--seed", "0"]
 
@@ -152,3 +155,99 @@ def test_bad_settings_are_one_line_errors(small_data, tiny_sd, tmp_path, capsys,
 def test_a_finished_run_is_not_overwritten(run_dir, small_data, tiny_sd, capsys):
     assert train(small_data, tiny_sd, run_dir, "--shots", "0") == 2
     assert "already holds a finished run" in capsys.readouterr().err
+
+
+RESUMABLE = ("--shots", "2", "--epochs", "3", "--batch-size", "4", "--sd-decoder-epochs", "2", "--sd-save-minutes", "0")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_data, tiny_sd, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    assert train(small_data, tiny_sd, out, *RESUMABLE) == 0
+    return out
+
+
+@pytest.mark.parametrize("stop_after", [("unet", 1), ("unet", 3), ("decoder", 1)])
+def test_an_interrupted_fine_tuning_resumes_with_the_same_command(uninterrupted, small_data, tiny_sd, tmp_path,
+                                                                  monkeypatch, capsys, stop_after):
+    from nipad.models.anomalysd.resume import STATE, Saver
+
+    save = Saver.__call__
+
+    def save_then_stop(self, stage, epoch, optimizer, last):  # Ctrl-C right after a checkpoint
+        save(self, stage, epoch, optimizer, last)
+        if (stage, epoch) == stop_after:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(Saver, "__call__", save_then_stop)
+    assert train(small_data, tiny_sd, run, *RESUMABLE) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err
+    assert (run / STATE).is_file() and not json.loads((run / "config.json").read_text())["finished"]
+    monkeypatch.setattr(Saver, "__call__", save)
+    assert train(small_data, tiny_sd, run, *RESUMABLE) == 0
+    assert f"resuming {run}: {stop_after[0]} fine-tuning after epoch {stop_after[1]}" in capsys.readouterr().out
+    assert not (run / STATE).exists()
+    config, expected = (json.loads((d / "config.json").read_text()) for d in (run, uninterrupted))
+    assert config["finished"] and config["history"] == expected["history"]
+    assert [(h["stage"], h["epoch"]) for h in config["history"]] == [("unet", 1), ("unet", 2), ("unet", 3),
+                                                                       ("decoder", 1), ("decoder", 2)]
+    tensors, reference = (load_file(str(d / "model.safetensors")) for d in (run, uninterrupted))
+    assert tensors.keys() == reference.keys() and all(torch.equal(tensors[k], reference[k]) for k in reference)
+
+
+def test_an_unfinished_run_resumes_only_with_its_own_settings(small_data, tiny_sd, tmp_path, monkeypatch, capsys):
+    from nipad.models.anomalysd.resume import Saver
+
+    def stop(self, *args):
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(Saver, "__call__", stop)
+    assert train(small_data, tiny_sd, run, *RESUMABLE) == 130
+    monkeypatch.undo()
+    assert train(small_data, tiny_sd, run, *RESUMABLE[:-2], "--sd-save-minutes", "0", "--lr", "0.01") == 2
+    assert "holds an unfinished run of other settings" in capsys.readouterr().err
+    assert train(small_data, tiny_sd, run, *RESUMABLE, "--lr", "0.01", "--overwrite") == 0
+
+
+def test_the_perceptual_distance_is_lpips_where_its_weights_are_else_lite0_with_a_note(small_data, tiny_sd, tmp_path,
+                                                                                        monkeypatch, capsys):
+    base = ("--shots", "1", "--epochs", "0")
+    assert train(small_data, tiny_sd, tmp_path / "lpips", *base) == 0
+    run, _ = load_run(tmp_path / "lpips")
+    assert run.config.perceptual == "lpips" and isinstance(run.perceptual, LPIPS)
+    monkeypatch.setenv("NIPAD_LPIPS_WEIGHTS", str(tmp_path / "absent.safetensors"))
+    capsys.readouterr()
+    assert train(small_data, tiny_sd, tmp_path / "fallback", *base) == 0
+    out = capsys.readouterr().out
+    assert "are missing, so the perceptual distance is the EfficientNet-Lite0 stand-in" in out and "setup.sh" in out
+    assert json.loads((tmp_path / "fallback" / "config.json").read_text())["model"]["perceptual"] == "lite0"
+    assert train(small_data, tiny_sd, tmp_path / "asked", *base, "--perceptual", "lpips") == 2
+    err = capsys.readouterr().err
+    assert "LPIPS AlexNet weights" in err and "bash scripts/setup.sh" in err and "Traceback" not in err
+    assert not (tmp_path / "asked").exists()  # refused before anything was tuned or written
+    assert main(["test", str(tmp_path / "lpips"), "--data", str(small_data)]) == 2  # a run made with LPIPS needs it
+    assert "bash scripts/setup.sh" in capsys.readouterr().err
+
+
+def test_runs_saved_before_the_perceptual_setting_existed_keep_the_lite0_stand_in(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())["model"]
+    assert AnomalySDConfig.from_dict(config).perceptual == config["perceptual"] == "lpips"
+    del config["perceptual"]
+    assert AnomalySDConfig.from_dict(config).perceptual == "lite0"
+
+
+def test_a_damaged_fine_tuning_checkpoint_is_refused(tmp_path):
+    from nipad.models.anomalysd.resume import STATE, Saver, load_progress
+
+    weights = {"unet.w": torch.arange(4096, dtype=torch.float32)}
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
+    Saver(tmp_path, "shots", lambda stage: weights, [], every_s=0)("unet", 1, optimizer, True)
+    assert torch.equal(load_progress(tmp_path, "shots").weights["unet.w"], weights["unet.w"])
+    data = bytearray((tmp_path / STATE).read_bytes())
+    start = bytes(data).find(torch.arange(4096, dtype=torch.float32).numpy().tobytes()[:64])
+    data[start + 400] ^= 0x40  # one weight's bits: torch.load would read it without complaint
+    (tmp_path / STATE).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="train_state.pt is corrupt"):
+        load_progress(tmp_path, "shots")

@@ -1,6 +1,9 @@
-"""AnomalySD fine-tuning on the tiny SD model: augmentations, the inpainting loss, what each stage changes."""
+"""AnomalySD fine-tuning on the tiny SD model: augmentations, the inpainting loss, what each stage changes, a stage
+restarted from its saved epoch and optimizer."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -9,13 +12,14 @@ import torch
 from nipad.models.anomalysd.config import FinetuneConfig
 from nipad.models.anomalysd.finetune import (
     ShotAugmenter,
+    StageStart,
     decoder_parameters,
     finetune_decoder,
     finetune_unet,
     inpainting_loss,
 )
+from nipad.models.anomalysd.perceptual import create_perceptual
 from nipad.models.anomalysd.pipeline import load_sd
-from nipad.models.backbone import create_backbone
 
 
 def object_shots(n: int = 2, size: int = 64) -> torch.Tensor:
@@ -71,10 +75,40 @@ def test_each_stage_changes_only_its_own_weights(tiny_sd):
     assert any(not torch.equal(v, parts.unet.state_dict()[k]) for k, v in unet_before.items())
     assert not parts.unet.training and not any(p.requires_grad for p in parts.unet.parameters())
 
-    history = finetune_decoder(parts, create_backbone("lite0"), shots, cfg, log=lambda _: None)
+    history = finetune_decoder(parts, create_perceptual("lpips"), shots, cfg, log=lambda _: None)
     assert [h["stage"] for h in history] == ["decoder", "decoder"]
     tuned = set(decoder_parameters(parts))
     changed = {k for k, v in parts.vae.state_dict().items() if not torch.equal(v, vae_before[k])}
     assert changed and changed <= tuned
     assert all(k.startswith(("decoder.", "post_quant_conv.")) for k in tuned)
     assert not any(p.requires_grad for p in parts.vae.parameters())
+
+
+def test_a_stage_restarted_from_its_saved_state_ends_as_one_never_stopped(tiny_sd):
+    cfg = FinetuneConfig(epochs=3, batch_size=2, lr=1e-3)
+    shots, owners = object_shots(3), torch.tensor([0, 0, 1])
+    states = [torch.randn(2, 24, 16), torch.randn(3, 24, 16)]
+    whole = load_sd(tiny_sd)
+    full_history = finetune_unet(whole, shots, owners, states, cfg, log=lambda _: None)
+
+    saved = {}
+
+    def checkpoint(stage, epoch, optimizer, last):
+        if epoch == 1:
+            saved.update(optimizer=copy.deepcopy(optimizer.state_dict()), weights=copy.deepcopy(
+                parts.unet.state_dict()))
+
+    parts = load_sd(tiny_sd)
+    history: list[dict] = []
+    finetune_unet(parts, shots, owners, states, FinetuneConfig(epochs=1, batch_size=2, lr=1e-3),
+                  log=lambda _: None, history=history, checkpoint=checkpoint)
+    resumed = load_sd(tiny_sd)  # a new process: the pretrained model, then the saved state
+    resumed.unet.load_state_dict(saved["weights"])
+    new = finetune_unet(resumed, shots, owners, states, cfg, log=lambda _: None,
+                        start=StageStart(1, saved["optimizer"]), history=history)
+    assert [h["epoch"] for h in new] == [2, 3] and history == full_history
+    assert all(torch.equal(v, resumed.unet.state_dict()[k]) for k, v in whole.unet.state_dict().items())
+    other = load_sd(tiny_sd)
+    other.unet.load_state_dict(saved["weights"])
+    finetune_unet(other, shots, owners, states, cfg, log=lambda _: None, start=StageStart(1))  # without Adam's state
+    assert any(not torch.equal(v, other.unet.state_dict()[k]) for k, v in whole.unet.state_dict().items())

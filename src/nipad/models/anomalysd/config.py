@@ -1,7 +1,8 @@
 """AnomalySD settings: inference (saved in the run's config.json) and fine-tuning (saved beside them).
 
 Defaults are the paper's: 512 x 512 inputs, 50 denoising steps started at lambda * T with lambda = 0.4, k x k mask
-grids for k in {1, 2, 4, 8}, alpha = 0.1 for the prototype map, a Gaussian blur of sigma 4; fine-tuning with Adam at
+grids for k in {1, 2, 4, 8}, alpha = 0.1 for the prototype map, a Gaussian blur of sigma 4, LPIPS (AlexNet) as the
+perceptual distance; fine-tuning with Adam at
 1e-4, batch 8, 4000 epochs for the denoising UNet and (optionally) 200 for the VAE decoder, training-mask IoU
 thresholds gamma drawn from {0, 0.2, 0.5}.
 """
@@ -15,6 +16,7 @@ from typing import Any
 from nipad.errors import ConfigError
 
 MODEL = "anomalysd"
+PERCEPTUAL = ("lpips", "lite0")
 
 
 def _unknown(cls: type, data: Mapping[str, Any]) -> None:
@@ -26,7 +28,8 @@ def _unknown(cls: type, data: Mapping[str, Any]) -> None:
 @dataclass(frozen=True)
 class AnomalySDConfig:
     """How a run infers. `strength` is the paper's lambda (denoising starts at step lambda * T of `steps`);
-    `class_strength` overrides it per class. `mask_batch` inpaintings share one UNet batch."""
+    `class_strength` overrides it per class. `mask_batch` inpaintings share one UNet batch. `perceptual` is the
+    distance of the maps and of the decoder loss: "lpips" (the paper's) or "lite0" (the stand-in)."""
 
     sd_model: str
     shots: int
@@ -42,6 +45,7 @@ class AnomalySDConfig:
     backbone: str = "lite0"
     backbone_weights: str | None = None
     prompts_file: str | None = None
+    perceptual: str = "lpips"
     seed: int = 133
 
     def __post_init__(self) -> None:
@@ -65,6 +69,8 @@ class AnomalySDConfig:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.mask_batch < 1:
             raise ConfigError(f"--sd-mask-batch must be at least 1, got {self.mask_batch}")
+        if self.perceptual not in PERCEPTUAL:
+            raise ConfigError(f"--perceptual must be one of {', '.join(PERCEPTUAL)}, got {self.perceptual!r}")
         if any(r % 90 for r in self.rotations) or not self.rotations:
             raise ConfigError(f"prototype rotations must be multiples of 90 degrees, got {self.rotations}")
 
@@ -76,8 +82,9 @@ class AnomalySDConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AnomalySDConfig:
+        """Runs saved before `perceptual` existed used the Lite0 stand-in."""
         _unknown(cls, data)
-        return cls(**{k: v for k, v in data.items() if k != "model"})
+        return cls(**{"perceptual": "lite0", **{k: v for k, v in data.items() if k != "model"}})
 
 
 @dataclass(frozen=True)

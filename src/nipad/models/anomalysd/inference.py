@@ -18,7 +18,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from nipad.models.anomalysd.config import AnomalySDConfig
 from nipad.models.anomalysd.masks import multiscale_masks
-from nipad.models.anomalysd.perceptual import distance_map, stage_features
+from nipad.models.anomalysd.perceptual import Perceptual, distance_map
 from nipad.models.anomalysd.pipeline import SDParts
 from nipad.models.anomalysd.prototypes import build_bank, error_map, prototype_mask, psi
 from nipad.models.backbone import Backbone
@@ -100,17 +100,18 @@ class AnomalySD(nn.Module):
     "prompt_class", "rec_map" (S_ms), "ref_map" (S_pg or None)}` as every nipad model.
 
     `conditions` maps each class to its averaged prompt states (L, D); `shots` each class to its normal shots
-    (k, 3, S, S uint8), which make the prototype banks and the class pool. Without shots (k = 0) there is no
-    prototype map and, with several classes, no way to tell the class: the condition is then the mean over classes.
+    (k, 3, S, S uint8), which make the prototype banks and the class pool; `perceptual` measures D (eq. 17).
+    Without shots (k = 0) there is no prototype map and, with several classes, no way to tell the class: the
+    condition is then the mean over classes.
     """
 
     takes_class = False  # the class comes from the pool (a caller may still pass `classes`)
 
-    def __init__(self, config: AnomalySDConfig, parts: SDParts, backbone: Backbone, conditions: Mapping[str, Tensor],
-                 shots: Mapping[str, Tensor]) -> None:
+    def __init__(self, config: AnomalySDConfig, parts: SDParts, backbone: Backbone, perceptual: Perceptual,
+                 conditions: Mapping[str, Tensor], shots: Mapping[str, Tensor]) -> None:
         super().__init__()
         self.config = config
-        self.net, self.vae, self.backbone = parts.unet, parts.vae, backbone
+        self.net, self.vae, self.backbone, self.perceptual = parts.unet, parts.vae, backbone, perceptual
         self.inpainter = Inpainter(parts, config.steps)
         self.class_names = list(conditions)
         self.register_buffer("conditions", torch.stack([conditions[c] for c in self.class_names]), persistent=False)
@@ -140,7 +141,7 @@ class AnomalySD(nn.Module):
         proto = None
         if name in self.bank_index:
             proto = prototype_mask(error_map(features, getattr(self, f"bank_{self.bank_index[name]}")), size)
-        reference = stage_features(self.backbone, image)
+        reference = self.perceptual.stages(image)
         generator = torch.Generator(image.device).manual_seed(cfg.seed)
         amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=image.device.type == "cuda")
         with amp:
@@ -152,7 +153,7 @@ class AnomalySD(nn.Module):
                 return self.inpainter(image, latent, masks, condition, strength, generator)
 
         def distance(inpainted: Tensor) -> Tensor:
-            return distance_map(reference, stage_features(self.backbone, inpainted.float()), size)
+            return distance_map(self.perceptual, reference, self.perceptual.stages(inpainted.float()), size)
 
         return score_image(inpaint, distance, scale_masks, proto, cfg.alpha, cfg.blur_sigma, cfg.mask_batch)
 
