@@ -15,3 +15,7 @@ class CheckpointError(NipadError):
 
 class ConfigError(NipadError):
     """A setting has an invalid value."""
+
+
+class OutputError(NipadError, OSError):
+    """An output file or folder cannot be written (no such folder, no permission, disk full); still an OSError."""

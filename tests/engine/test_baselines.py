@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -105,3 +106,18 @@ def test_finished_run_kept_and_clear_errors(runs, tiny_mvtec, capsys):
     (copy / "model.safetensors").write_bytes(b"not a tensor file")
     assert main(["test", str(copy), "--data", str(tiny_mvtec)]) == 2
     assert "model.safetensors" in capsys.readouterr().err
+
+
+def test_a_flipped_bit_in_a_baseline_run_is_refused(runs, tiny_mvtec, tmp_path, capsys):
+    from nipad.engine import integrity
+
+    run_dir = runs["padim", "unified"]
+    assert set(integrity.read_manifest(run_dir)) == {"config.json", "model.safetensors", "calibration.json"}
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-100] ^= 0x01
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    assert main(["test", str(copy), "--data", str(tiny_mvtec)]) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors is corrupt" in err and "Traceback" not in err

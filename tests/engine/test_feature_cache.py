@@ -114,6 +114,19 @@ def test_corrupt_file_is_a_miss_and_is_replaced(tmp_path, damage):
     torch.testing.assert_close(make_cache(directory).get("k"), feature(5).half().float())
 
 
+def test_a_bit_flip_that_still_parses_is_a_miss_not_wrong_features(tmp_path):
+    directory = tmp_path / "cache"
+    make_cache(directory).put("k", feature(0))
+    path = directory / "k.npy"
+    data = bytearray(path.read_bytes())
+    data[-40] ^= 0x10  # inside the float16 values: np.load still reads it, the values are wrong
+    path.write_bytes(bytes(data))
+    assert np.load(path).shape == FEATURE_SHAPE
+    cache = make_cache(directory)
+    assert cache.get("k") is None and not path.exists()
+    assert cache.misses == 1
+
+
 def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
     directory = tmp_path / "cache"
     cache = make_cache(directory)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from nipad.engine.calibration import ALL, Calibration
+from nipad.engine.calibration import ALL, Calibration, above
 from nipad.engine.families import load_run
 from nipad.engine.predict import (
     ImageInput,
@@ -92,9 +92,9 @@ def test_predict_keeps_going_past_bad_files_at_original_size(images, model_and_c
         t = calibration.for_class(p.class_name)
         assert p.class_name in {"dots", "stripes"}
         assert p.image.shape == (*p.anomaly_map.shape, 3) and p.pred_mask.shape == p.anomaly_map.shape
-        assert p.pred_label == (p.pred_score >= t.image_threshold)
+        assert p.pred_label == (p.pred_score > t.image_threshold)
         assert (p.pred_score_normalized >= 0.5) == p.pred_label
-        assert (p.pred_mask == (p.anomaly_map >= t.pixel_threshold)).all()
+        assert (p.pred_mask == (p.anomaly_map > t.pixel_threshold)).all()
         assert p.defect_area_fraction == pytest.approx(p.pred_mask.mean())
     one_by_one = [r for r in predict(model, calibration, inputs[1:2], batch_size=1)]
     assert one_by_one[0].pred_score == pytest.approx(preds["a/part.png"].pred_score, rel=1e-4)
@@ -111,7 +111,7 @@ def test_labels_and_masks_follow_the_calibrated_thresholds(images, model_and_cal
     again = list(predict(model, Calibration(calibration.rate, moved, "test"), inputs))
     assert [p.pred_label for p in again] == [p.pred_score > middle for p in first]
     assert sum(p.pred_label for p in again) == 2
-    assert again[0].defect_area_fraction == pytest.approx((first[0].anomaly_map >= pixel).mean())
+    assert again[0].defect_area_fraction == pytest.approx(above(first[0].anomaly_map, pixel).mean())
     assert calibration.classes[ALL].image_threshold != middle
 
 

@@ -124,6 +124,17 @@ def test_bad_use_is_a_clear_error(onenip_export, tmp_path, capsys):
         OnnxDetector(path)(np.zeros((1, 3, 64, 64), np.float32))
 
 
+def test_a_damaged_export_is_refused(onenip_export, tmp_path):
+    _, path, _ = onenip_export
+    copy = tmp_path / "model.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # a weight's bits: onnxruntime would load it and compute wrong scores
+    copy.write_bytes(bytes(data))
+    (tmp_path / "model.json").write_bytes(path.with_suffix(".json").read_bytes())
+    with pytest.raises(ConfigError, match="model.onnx is corrupt"):
+        OnnxDetector(copy)
+
+
 def test_predict_with_onnx_matches_predict_with_the_run(onenip_export, tiny_mvtec, tmp_path):
     run, path, _ = onenip_export
     images = [str(tiny_mvtec / "dots/test"), str(tiny_mvtec / "stripes/test/blob")]

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import os
+import select
 import shutil
 import socket
 import struct
@@ -43,7 +44,7 @@ def server(untrained_onenip_run, tmp_path_factory):
     log_path = root / "server.log"
     cmd = [sys.executable, "-m", "nipad.cli.main", "serve", str(run), "--port", str(port), "--threads", "1",
            "--max-batch", "8", "--max-wait-ms", "100", "--max-files", "4", "--max-side", "1000", "--max-file-mb", "1",
-           "--log-level", "warning"]
+           "--max-request-pixels", "1500000", "--log-level", "warning"]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "NIPAD_CACHE": str(root / "cache")})
@@ -62,7 +63,7 @@ def server(untrained_onenip_run, tmp_path_factory):
             pytest.fail(f"server did not start in 120 s:\n{log_path.read_text()}")
         time.sleep(0.3)
     client = httpx.Client(base_url=base, timeout=120)
-    yield SimpleNamespace(client=client, run=run, base=base)
+    yield SimpleNamespace(client=client, run=run, base=base, port=port)
     client.close()
     proc.terminate()
     try:
@@ -92,11 +93,11 @@ def _metric(text: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
-def _huge_header_png() -> bytes:
-    """A valid 8x8 PNG whose header claims 5000 x 5000 pixels (CRC fixed, so only the size is a lie)."""
+def _huge_header_png(side: int = 5000) -> bytes:
+    """A valid 8x8 PNG whose header claims side x side pixels (CRC fixed, so only the size is a lie)."""
     data = bytearray(_png(np.zeros((8, 8, 3), np.uint8)))
     ihdr = bytearray(data[12:29])  # b"IHDR" + 13 bytes
-    ihdr[4:12] = struct.pack(">II", 5000, 5000)
+    ihdr[4:12] = struct.pack(">II", side, side)
     data[12:29] = ihdr
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
     return bytes(data)
@@ -121,7 +122,7 @@ def test_predictions_match_the_in_process_model(server, untrained_onenip_run, ti
     for r, score, cls in zip(results, ref["pred_score"].tolist(), ref["prompt_class"], strict=True):
         assert r["pred_score"] == pytest.approx(score, abs=1e-3)
         assert r["threshold_class"] == cls
-        assert r["pred_label"] == (r["pred_score"] >= calibration.classes[cls].image_threshold)
+        assert r["pred_label"] == (r["pred_score"] > calibration.classes[cls].image_threshold)
         assert 0.0 <= r["pred_score_normalized"] <= 1.0
 
 
@@ -160,6 +161,7 @@ def test_concurrent_requests_are_batched(server, tiny_mvtec):
     ([("big.png", bytes(1_500_000))], "", 413, "over the limit"),
     ([(f"{i}.png", _png(np.zeros((8, 8, 3), np.uint8))) for i in range(5)], "", 413, "too many files"),
     ([("ok.png", _png(np.zeros((8, 8, 3), np.uint8)))], "?class=nope", 404, "unknown class 'nope'"),
+    ([("a.png", _huge_header_png(1000)), ("b.png", _huge_header_png(1000))], "", 413, "2000000 pixels in all"),
 ])
 def test_bad_input_is_a_4xx_json_and_the_service_goes_on(server, files, query, status, message):
     response = server.client.post(f"/predict{query}", files=_files(*files))
@@ -168,6 +170,51 @@ def test_bad_input_is_a_4xx_json_and_the_service_goes_on(server, files, query, s
     assert body["status"] == status and message in body["error"]
     good = server.client.post("/predict", files=_files(("ok.png", _png(_checkerboard(1)))))
     assert good.status_code == 200
+
+
+def _chunked_upload(port: int, total: int, chunk: int = 2**16) -> tuple[str, int]:
+    """POST /predict one file part of `total` zero bytes with Transfer-Encoding: chunked (no Content-Length), as fast
+    as the server takes it; (response text, bytes sent when the response came or the connection closed)."""
+    boundary = "nipadboundary"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="stream.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n").encode()
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: "
+                     f"multipart/form-data; boundary={boundary}\r\n\r\n".encode())
+        sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))
+        block = b"%x\r\n%s\r\n" % (chunk, bytes(chunk))
+        try:
+            while sent < total:
+                if select.select([sock], [], [], 0)[0]:  # the server answered before the body ended
+                    break
+                sock.sendall(block)
+                sent += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        response = b""
+        try:
+            while b"\r\n\r\n" not in response or not response.rstrip().endswith(b"}"):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                response += data
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return response.decode("latin-1"), sent
+
+
+def test_a_streamed_upload_is_refused_while_it_streams(server):
+    response, sent = _chunked_upload(server.port, total=256 * 2**20)
+    assert response.startswith("HTTP/1.1 413") and "stream.png: over the limit of 1048576 bytes" in response
+    assert sent < 32 * 2**20  # refused after about the 1 MiB limit (plus socket buffers), not after 256 MiB
+    assert server.client.get("/health").status_code == 200
+
+
+def test_an_empty_body_is_a_400_whatever_its_content_type(server):
+    for content_type in ("image/png", "multipart/form-data; boundary=x"):
+        response = server.client.post("/predict", content=b"", headers={"Content-Type": content_type})
+        assert response.status_code == 400 and "empty" in response.json()["error"], response.text
 
 
 def test_requests_without_files_are_refused(server):

@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 
 from nipad.cli.common import add_data_args, open_data
+from nipad.engine.calibration import ALL, Calibration, calibrate
 from nipad.engine.calibration import FILE as CALIBRATION
-from nipad.engine.calibration import Calibration, calibrate
 from nipad.engine.distributed import pick_device
 from nipad.engine.families import load_run
+from nipad.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, _ = load_run(args.run_dir, pick_device(args.device))
+    model, info = load_run(args.run_dir, pick_device(args.device))
     has_old = (Path(args.run_dir) / CALIBRATION).is_file()  # a run without normal images (0-shot) has none yet
     old = Calibration.load(args.run_dir) if has_old else None
     samples = open_data(args.data, args.classes).train
+    known = set(info.classes) | set(info.prompt_classes) | (set(old.classes) - {ALL} if old else set())
+    unknown = sorted({s.class_name for s in samples} - known)
+    if unknown:
+        raise ConfigError(f"the run in {args.run_dir} has no class {', '.join(unknown)} (it has {', '.join(sorted(known))})"
+                          f", so thresholds for it would never be used. Fix: pick its classes with --classes, or add a "
+                          f"new class first with `nipad prompt add`")
     rate = args.false_alarm_rate or (old.rate if old else 0.01)
     with torch.inference_mode():
         new = calibrate(model, samples, rate, f"{len(samples)} normal images of {', '.join(args.data)}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
+from pathlib import Path
 
 from nipad import __version__
 from nipad.cli import (
@@ -45,8 +47,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nipad: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("nipad: interrupted; the last checkpoint is intact (rerun the same command to resume)", file=sys.stderr)
+        print(f"nipad: interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted command left behind, as the user needs to know it (files are written atomically)."""
+    if args.command != "train":
+        return "every file already written is complete (all are written atomically); rerun the command to finish"
+    out = Path(args.out)
+    if not (out / "train_state.pt").is_file():  # what a resumable training writes with each checkpoint
+        return f"no checkpoint had been written to {out} yet (rerun the same command to start again)"
+    try:
+        epochs = int(json.loads((out / "config.json").read_text(encoding="utf-8")).get("epochs_done", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        epochs = 0
+    return (f"the last checkpoint{f' (epoch {epochs})' if epochs else ''} in {out} is intact (rerun the same command "
+            f"to resume)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from nipad.data import IMAGE_EXTENSIONS
@@ -18,6 +19,7 @@ from nipad.engine.calibration import Calibration
 from nipad.engine.distributed import pick_device
 from nipad.engine.families import load_run
 from nipad.engine.predict import (
+    MAX_PIXELS,
     Skipped,
     find_images,
     predict,
@@ -25,6 +27,7 @@ from nipad.engine.predict import (
     write_table,
 )
 from nipad.errors import ConfigError, DataError
+from nipad.utils.io import make_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-maps", action="store_true", help="also write each raw anomaly map as .npy (image size)")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap of the heatmaps (default: jet)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity over the image (default: 0.4)")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                   help=f"skip images whose header declares more than this many pixels (width x height), before "
+                        f"decoding them (default {MAX_PIXELS}, as `nipad serve`)")
     p.set_defaults(run=run)
 
 
@@ -64,10 +70,14 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         raise DataError(f"no input image found in {' '.join(paths) or '(no PATH given)'}. Fix: give image files "
                         f"({', '.join(sorted(IMAGE_EXTENSIONS))}), folders that hold them, or glob patterns")
+    if args.max_pixels < 1:
+        raise ConfigError(f"--max-pixels must be at least 1, got {args.max_pixels}")
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, args.max_pixels)  # PIL's own limit: the backstop
+    make_dir(out)  # an unwritable --out fails now, not after the model has run
     model, calibration, device = open_model(args)
     rows, skipped = [], []
     with tqdm(total=len(inputs), desc="predicting", unit="img", leave=False, dynamic_ncols=True) as bar:
-        for record in predict(model, calibration, inputs, device, args.batch_size):
+        for record in predict(model, calibration, inputs, device, args.batch_size, args.max_pixels):
             if isinstance(record, Skipped):
                 skipped.append(record)
             else:

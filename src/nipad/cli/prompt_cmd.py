@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from nipad.engine.predict import find_images
-from nipad.engine.prompts import add_prompts
+from nipad.engine.predict import MAX_PIXELS, find_images
+from nipad.engine.prompts import add_prompts, check_class_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,13 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--prompts", type=int, default=1, help="how many of them become prompts (the most typical)")
     add.add_argument("--false-alarm-rate", type=float, help="default: the run's")
     add.add_argument("--device", default="cpu")
+    add.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                     help=f"refuse images declaring more pixels than this (default {MAX_PIXELS})")
     add.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_class_name(args.class_name)
     paths = [item.path for item in find_images(args.images)]
     done = add_prompts(args.run_dir, args.class_name, paths, args.prompts,
-                       args.false_alarm_rate, args.device)
+                       args.false_alarm_rate, args.device, args.max_pixels)
     print(f"nipad: class {done['class']!r}: {done['prompts']} prompt(s) added; thresholds from {done['source']} "
           f"(image threshold {done['image_threshold']:.4g})")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from nipad.errors import ConfigError
 from nipad.serve.settings import ServeSettings
 
 
@@ -24,7 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-files", type=int, default=16, help="most images per request")
     p.add_argument("--max-file-mb", type=float, default=32.0, help="largest image file accepted")
     p.add_argument("--max-side", type=int, default=8192, help="largest image width or height, read from the header")
-    p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest width x height")
+    p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest width x height of one image")
+    p.add_argument("--max-request-pixels", type=int, default=40_000_000,
+                   help="largest sum of width x height over the images of one request (default 40000000; with "
+                        "?maps and ?overlay a request takes about 50 bytes per pixel: 2 GB at this limit)")
+    p.add_argument("--request-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="a request still running after this long is cancelled and answered 504 (default 60)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(run=run)
 
@@ -35,10 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from nipad.serve.app import create_app
     from nipad.serve.service import InspectionService
 
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a TCP port: give 1-65535 (0 picks a free one)")
     settings = ServeSettings(
         run_dir=Path(args.run_dir), device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         threads=args.threads, max_files=args.max_files, max_file_bytes=int(args.max_file_mb * 2**20),
-        max_side=args.max_side, max_pixels=args.max_pixels,
+        max_side=args.max_side, max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
+        request_timeout_s=args.request_timeout,
     )
     service = InspectionService(settings)  # a bad run dir fails here, as a one-line error, before the port opens
     print(f"nipad: serving {settings.run_dir} ({service.snapshot.info.model.model}, {service.device}, image size "

@@ -1,13 +1,15 @@
 """Image and mask loading: any PIL mode to uint8 RGB, masks to bool, both resized to the model's input size.
 
 Files are read whole and fully decoded so that truncated or non-image files fail here, as a DataError naming the file,
-rather than deep inside training. Images with transparency are alpha-composited on black (transparent pixels become
+rather than deep inside training. With `max_pixels`, an image whose header declares more pixels is refused before
+any pixel is decoded (a small file can declare a huge image); PIL's own decompression-bomb limit is the backstop. Images with transparency are alpha-composited on black (transparent pixels become
 black, whatever colour they store).
 """
 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +31,19 @@ def as_hw(size: ImageSize) -> tuple[int, int]:
     return hw  # type: ignore[return-value]
 
 
-def load_image(path: str | Path, size: ImageSize) -> np.ndarray:
-    """The image at `path` as uint8 HxWx3 RGB, resized bilinearly (antialiased when shrinking) to `size`."""
-    return decode_image_bytes(_read_bytes(path), size, source=str(path))
+def load_image(path: str | Path, size: ImageSize | None, max_pixels: int | None = None) -> np.ndarray:
+    """The image at `path` as uint8 HxWx3 RGB, resized bilinearly (antialiased when shrinking) to `size` (None: its
+    own size); DataError if it declares more than `max_pixels` pixels."""
+    return decode_image_bytes(_read_bytes(path), size, source=str(path), max_pixels=max_pixels)
 
 
-def decode_image_bytes(data: bytes, size: ImageSize, source: str = "<bytes>") -> np.ndarray:
-    """Encoded image bytes (PNG, JPEG, ...) as uint8 HxWx3 RGB resized to `size`; `source` names them in errors."""
-    h, w = as_hw(size)
-    rgb = to_rgb8(_decode(data, source), source)
+def decode_image_bytes(data: bytes, size: ImageSize | None, source: str = "<bytes>",
+                       max_pixels: int | None = None) -> np.ndarray:
+    """Encoded image bytes (PNG, JPEG, ...) as uint8 HxWx3 RGB resized to `size` (None: as they are); `source` names
+    them in errors; DataError if the header declares more than `max_pixels` pixels (checked before decoding)."""
+    img = _decode(data, source, max_pixels)
+    h, w = as_hw(size) if size is not None else img.size[::-1]
+    rgb = to_rgb8(img, source)
     if rgb.size != (w, h):
         rgb = rgb.resize((w, h), Image.Resampling.BILINEAR)
     return np.array(rgb, dtype=np.uint8)
@@ -54,10 +60,13 @@ def load_mask(path: str | Path, size: ImageSize) -> np.ndarray:
 
 
 def image_header_size(path: str | Path) -> tuple[int, int] | None:
-    """(width, height) read from the file header without decoding pixels; None if the header cannot be read."""
+    """(width, height) read from the file header without decoding pixels; None if the header cannot be read or
+    declares an image beyond PIL's decompression-bomb limit."""
     try:
-        with Image.open(path) as img:
-            return img.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.size
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
 
@@ -106,12 +115,29 @@ def _read_bytes(path: str | Path) -> bytes:
                         f"and is a readable file.") from err
 
 
-def _decode(data: bytes, source: str) -> Image.Image:
-    """Open and fully decode `data`; PIL's lazy open alone would not notice truncation."""
+def _decode(data: bytes, source: str, max_pixels: int | None = None) -> Image.Image:
+    """Open `data`, check its declared size against `max_pixels`, then decode it fully (PIL's lazy open alone would
+    not notice truncation)."""
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit speaks first
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise DataError(f"image {source} is too large to decode: {err} Fix: shrink the image") from err
+    except Image.UnidentifiedImageError as err:
+        raise DataError(f"cannot decode image {source}: not an image in a format PIL reads (PNG, JPEG, BMP, TIFF ...)."
+                        f" Fix: replace or remove it.") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"cannot decode image {source}: unreadable header ({err}). Fix: replace or remove it.") from err
+    width, height = img.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise DataError(f"image {source} is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} "
+                        f"(--max-pixels). Fix: shrink the image, or raise --max-pixels if the memory allows")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f"cannot decode image {source}: {err}. Fix: the file is not an image or is truncated; "
+        raise DataError(f"cannot decode image {source}: {err}. Fix: the file is truncated or corrupt; "
                         f"replace or remove it.") from err
     return img

@@ -2,8 +2,9 @@
 
 Their run directory: config.json ("family", model settings, classes, groups, timing), model.safetensors (the fitted
 banks / Gaussians and class-mean descriptors; the frozen backbone is rebuilt from its weights) and calibration.json
-(thresholds from held-out normal training images, as the reconstruction trainer does). Written atomically, config
-last, so a run without `"finished": true` never loads.
+(thresholds from held-out normal training images, as the reconstruction trainer does), each file's hash in
+manifest.json (nipad.engine.integrity). Written atomically, config last, so a run without `"finished": true` never
+loads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from nipad import __version__
 from nipad.data.sample import Sample
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
+from nipad.engine import integrity
 from nipad.engine.calibration import calibrate
 from nipad.engine.checkpoint import CONFIG, WEIGHTS
 from nipad.engine.distributed import Context
@@ -37,7 +39,6 @@ from nipad.models.padim import Padim, PadimConfig
 from nipad.models.patch_baseline import ALL, BaselineConfig, PatchBaseline
 from nipad.models.patchcore import PatchCore, PatchCoreConfig
 from nipad.models.registry import Family, register
-from nipad.utils.io import atomic_write, atomic_write_json
 
 METHODS: dict[str, tuple[type[PatchBaseline], type[BaselineConfig]]] = {
     "patchcore": (PatchCore, PatchCoreConfig),
@@ -146,16 +147,17 @@ def train_baseline(args: Any, dataset, samples: Sequence[Sample], ctx: Context) 
                         extra={"n_train": len(train), "n_calibration": len(held),
                                "train_seconds": round(time.time() - started, 1)})
     tensors = model.state_tensors()
-    atomic_write(run_dir / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+    integrity.write_file(run_dir, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
     source = (f"{len(held)} held-out normal training images" if held else
               "the training images themselves (none held out: thresholds may be too low)")
     calibrate(model, held or train, rate, source).save(run_dir)
     info.finished = True
-    atomic_write_json(run_dir / CONFIG, info.to_dict())
+    integrity.write_json(run_dir, CONFIG, info.to_dict())
 
 
 def read_baseline_info(run_dir: Path) -> BaselineInfo:
     path = run_dir / CONFIG
+    integrity.verify(run_dir, CONFIG)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         config = METHODS[data["family"]][1].from_dict(data["model"])
@@ -175,10 +177,12 @@ def load_baseline(run_dir: str | Path, device: torch.device | str = "cpu") -> tu
     run_dir = Path(run_dir)
     info = read_baseline_info(run_dir)
     weights = run_dir / WEIGHTS
+    integrity.verify(run_dir, WEIGHTS)
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{weights} is missing or corrupt ({err}); retrain into a new folder") from err
+    integrity.check_finite(tensors, weights)
     model = METHODS[info.model.model][0](info.model)
     expected = set(model.state_tensors()) | {f"{k}_{i}" for i in range(len(info.groups)) for k in model.state_keys}
     if set(tensors) != expected:

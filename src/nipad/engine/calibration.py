@@ -1,27 +1,35 @@
 """Thresholds set from NORMAL images only (never the test set) and anomalib-style normalised scores.
 
 Per class, the image threshold is the (1 - rate) quantile of the normal images' scores and the pixel threshold the
-(1 - rate) quantile of their map values, so a stated fraction `rate` (default 1%) of normal images / pixels raise
-a false alarm. Normalisation as anomalib's min-max: n = clip((x - threshold) / (max - min) + 0.5, 0, 1), so the
-threshold maps to 0.5; min and max are those of the calibration images (per class, image and pixel level).
+(1 - rate) quantile of their map values, and a score or map value ABOVE its threshold is anomalous, so at most a
+stated fraction `rate` (default 1%) of the normal calibration images / pixels raise a false alarm, and none at all
+when there are fewer than 1/rate of them (the threshold is then their highest score: `calibrate` warns that the rate
+cannot be measured from so few). Normalisation as anomalib's min-max: n = clip((x - threshold) / (max - min) + 0.5,
+0, 1), so the threshold maps to 0.5; min and max are those of the calibration images (per class, image and pixel
+level). "Above" allows for float noise: a value within a relative TOLERANCE of its threshold is not above it, since
+the same image scored in batches of other sizes differs in the last float32 bits (OneNIP: up to 7e-8 relative, as
+measured), which must not flip a calibration image to anomalous. Thresholds are finite numbers or an error, never NaN.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from nipad.data.sample import Sample
-from nipad.errors import CheckpointError, ConfigError
-from nipad.utils.io import atomic_write_json
+from nipad.engine import integrity
+from nipad.errors import CheckpointError, ConfigError, DataError
 
 FILE = "calibration.json"
 ALL = "__all__"
+TOLERANCE = 1e-6  # relative; see the module docstring
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,18 @@ class Thresholds:
     pixel_min: float
     pixel_max: float
     n_images: int
+
+    def too_few(self, rate: float) -> bool:
+        """Whether fewer than 1/rate images set these thresholds, so the rate cannot be measured on them."""
+        return self.n_images * rate < 1
+
+    def finite(self) -> bool:
+        return all(math.isfinite(v) for v in astuple(self))
+
+
+def above(values: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:
+    """Whether `values` lie above `threshold` by more than float noise (TOLERANCE, relative)."""
+    return values > threshold + TOLERANCE * np.abs(threshold)
 
 
 def _normalise(x: np.ndarray, threshold: float, lo: float, hi: float) -> np.ndarray:
@@ -62,13 +82,29 @@ class Calibration:
     def for_class(self, name: str | None) -> Thresholds:
         return self.classes.get(name or ALL, self.classes[ALL])
 
+    def too_few_note(self, names: Sequence[str] | None = None) -> str | None:
+        """A sentence saying which of `names` (default: all classes) got thresholds from too few images, or None."""
+        names = [n for n in (names if names is not None else self.classes) if n in self.classes]
+        if ALL in names and len(names) > 1:
+            names.remove(ALL)  # the pooled entry has the most images of all
+        thin = [(n, self.classes[n].n_images) for n in names if self.classes[n].too_few(self.rate)]
+        if not thin:
+            return None
+        listed = ", ".join(f"{n} ({k} image{'s' * (k != 1)})" for n, k in thin)
+        worst = min(k for _, k in thin)
+        return (f"thresholds of {listed} come from fewer normal images than the {math.ceil(1 / self.rate)} needed to "
+                f"measure a {100 * self.rate:g}% false alarm rate: each is the highest score of its images, so expect up "
+                f"to 1 in {worst + 1} new normal images to be flagged. Fix: calibrate on more normal images "
+                f"(`nipad calibrate RUN_DIR --data ROOT`)")
+
     def apply(self, scores: np.ndarray, maps: np.ndarray, classes: Sequence[str | None]) -> dict[str, np.ndarray]:
-        """pred_label (B,), pred_mask (B, H, W), normalised score (B,) and normalised map (B, H, W)."""
+        """pred_label (B,), pred_mask (B, H, W), normalised score (B,) and normalised map (B, H, W); anomalous means
+        ABOVE the threshold, so no calibration image is flagged when the threshold is their highest score."""
         t = [self.for_class(c) for c in classes]
         img_t = np.array([x.image_threshold for x in t])[:, None, None]
         return {
-            "pred_label": scores >= img_t[:, 0, 0],
-            "pred_mask": maps >= np.array([x.pixel_threshold for x in t])[:, None, None],
+            "pred_label": above(scores, img_t[:, 0, 0]),
+            "pred_mask": above(maps, np.array([x.pixel_threshold for x in t])[:, None, None]),
             "pred_score_normalized": np.array([_normalise(s, x.image_threshold, x.image_min, x.image_max)
                                                for s, x in zip(scores, t)]),
             "anomaly_map_normalized": np.stack([_normalise(m, x.pixel_threshold, x.pixel_min, x.pixel_max)
@@ -87,18 +123,36 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        """Inverse of `to_dict`; KeyError / TypeError / ValueError on malformed data."""
-        return cls(float(data["target_false_alarm_rate"]),
-                   {k: Thresholds(**v) for k, v in data["classes"].items()}, data["source"])
+        """Inverse of `to_dict`; KeyError / TypeError / ValueError on malformed data or a non-finite threshold."""
+        out = cls(float(data["target_false_alarm_rate"]),
+                  {k: Thresholds(**v) for k, v in data["classes"].items()}, data["source"])
+        out.check()
+        return out
+
+    def check(self) -> None:
+        """ValueError unless the rate is in (0, 1), the pooled entry exists and every threshold is finite."""
+        if not 0.0 < self.rate < 1.0:
+            raise ValueError(f"target false alarm rate {self.rate} is not in (0, 1)")
+        if ALL not in self.classes:
+            raise ValueError(f"no pooled thresholds ({ALL!r})")
+        bad = [name for name, t in self.classes.items() if not t.finite()]
+        if bad:
+            raise ValueError(f"non-finite (NaN or infinite) thresholds for {', '.join(bad)}")
 
     def save(self, run_dir: str | Path) -> None:
-        atomic_write_json(Path(run_dir) / FILE, self.to_dict())
+        """Write RUN_DIR/calibration.json (hash recorded in the run's manifest); CheckpointError if not finite."""
+        try:
+            self.check()
+        except ValueError as err:
+            raise CheckpointError(f"refusing to write {Path(run_dir) / FILE}: {err}") from err
+        integrity.write_json(run_dir, FILE, self.to_dict())
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Calibration:
         path = Path(run_dir) / FILE
         if not path.is_file():
             raise CheckpointError(f"{path} is missing; run `nipad calibrate {run_dir} --data ROOT` on normal images")
+        integrity.verify(run_dir, FILE)
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
@@ -108,7 +162,9 @@ class Calibration:
 @torch.no_grad()
 def calibrate(detector, samples: Sequence[Sample], rate: float = 0.01, source: str = "",
               batch_size: int = 8) -> Calibration:
-    """Run `detector` on normal `samples` and fit thresholds per (known) class and pooled."""
+    """Run `detector` on normal `samples` and fit thresholds per (known) class and pooled; warns when a class has
+    too few images to measure `rate`; DataError when no image could be read, CheckpointError (from `infer`) when
+    the model gives a non-finite score or map."""
     from nipad.engine.evaluate import infer
 
     if not 0.0 < rate < 1.0:
@@ -116,8 +172,16 @@ def calibrate(detector, samples: Sequence[Sample], rate: float = 0.01, source: s
     if not samples:
         raise ConfigError("calibration needs at least one normal image")
     outputs = infer(detector, samples, batch_size)
+    if not outputs.scores:
+        path, reason = outputs.skipped[0] if outputs.skipped else ("?", "?")
+        raise DataError(f"none of the {len(samples)} calibration image(s) could be read (first: {path}: {reason}). "
+                        f"Fix: point --data at readable normal images")
     classes = {name: fit_thresholds(np.asarray(outputs.scores[name]), np.stack(outputs.maps[name]), rate)
                for name in outputs.scores}
     classes[ALL] = fit_thresholds(np.concatenate([np.asarray(outputs.scores[n]) for n in outputs.scores]),
                                   np.concatenate([np.stack(outputs.maps[n]) for n in outputs.maps]), rate)
-    return Calibration(rate, classes, source or f"{len(samples)} normal images")
+    calibration = Calibration(rate, classes, source or f"{len(samples)} normal images")
+    note = calibration.too_few_note()
+    if note:
+        warnings.warn(note, stacklevel=3)
+    return calibration

@@ -4,6 +4,7 @@
     RUN_DIR/model.safetensors  trainable weights, prompt pool, fusion constant (the frozen backbone is not stored:
                                it is rebuilt from the installed weight package or the recorded local file)
     RUN_DIR/train_state.pt     optimiser, schedule and RNG states, for resuming an interrupted run
+    RUN_DIR/manifest.json      sha256 of each of these files (nipad.engine.integrity), checked when they are read
 All files are written atomically, so an interruption leaves the previous checkpoint intact.
 """
 
@@ -19,10 +20,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from nipad import __version__
+from nipad.engine import integrity
 from nipad.errors import CheckpointError, NipadError
 from nipad.models.config import ModelConfig
 from nipad.models.detector import Detector
-from nipad.utils.io import atomic_write, atomic_write_json
 
 CONFIG, WEIGHTS, STATE = "config.json", "model.safetensors", "train_state.pt"
 
@@ -55,6 +56,7 @@ def read_info(run_dir: str | Path) -> RunInfo:
         raise CheckpointError(f"run directory {run_dir} does not exist; pass the --out folder of a `nipad train` run")
     if not path.is_file():
         raise CheckpointError(f"{path} is missing: {run_dir} is not a nipad run directory (train one with `nipad train`)")
+    integrity.verify(run_dir, CONFIG)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         known = {"nipad_version"} | {f.name for f in fields(RunInfo)}
@@ -72,9 +74,23 @@ def save_model(run_dir: Path, detector: Detector, info: RunInfo) -> None:
     """Write weights then config (the config names the prompt classes the weights hold)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in detector.state_dict().items()
                if not k.startswith("extractor.")}
-    atomic_write(run_dir / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+    integrity.write_file(run_dir, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
     info.prompt_classes = list(detector.prompts.class_names)
-    atomic_write_json(run_dir / CONFIG, info.to_dict())
+    integrity.write_json(run_dir, CONFIG, info.to_dict())
+
+
+def load_weights(run_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of RUN_DIR/model.safetensors, checked against the manifest and for NaN / infinity."""
+    weights = Path(run_dir) / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing: the run in {run_dir} never finished an epoch")
+    integrity.verify(run_dir, WEIGHTS)
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{weights} is corrupt ({err}); retrain or restore it from a backup") from err
+    integrity.check_finite(tensors, weights)
+    return tensors
 
 
 def load_detector(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Detector, RunInfo]:
@@ -82,12 +98,7 @@ def load_detector(run_dir: str | Path, device: torch.device | str = "cpu") -> tu
     run_dir = Path(run_dir)
     info = read_info(run_dir)
     weights = run_dir / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"{weights} is missing: the run in {run_dir} never finished an epoch")
-    try:
-        tensors = load_file(str(weights))
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{weights} is corrupt ({err}); retrain or restore it from a backup") from err
+    tensors = load_weights(run_dir)
     detector = Detector(info.model)
     if "prompts.features" in tensors:
         detector.prompts.load(info.prompt_classes, tensors["prompts.features"], tensors["prompts.owners"])
@@ -102,13 +113,14 @@ def load_detector(run_dir: str | Path, device: torch.device | str = "cpu") -> tu
 
 
 def save_train_state(run_dir: Path, state: dict[str, Any]) -> None:
-    atomic_write(run_dir / STATE, lambda tmp: torch.save(state, tmp))
+    integrity.write_file(run_dir, STATE, lambda tmp: torch.save(state, tmp))
 
 
 def load_train_state(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / STATE
     if not path.is_file():
         return None
+    integrity.verify(run_dir, STATE)
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a damaged pickle

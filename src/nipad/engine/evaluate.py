@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from nipad.data.sample import Sample
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
+from nipad.errors import CheckpointError
 from nipad.metrics import ClassInputs, Results, evaluate
 from nipad.models.detector import Detector
 
@@ -50,6 +51,7 @@ def infer(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, wo
         if pred is None:
             continue
         maps = pred["anomaly_map"][:, 0].float().cpu().numpy()
+        check_finite_outputs(torch.as_tensor(pred["pred_score"]).float().cpu().numpy(), maps, batch["path"])
         for j, name in enumerate(batch["class_name"]):
             out.scores[name].append(float(pred["pred_score"][j]))
             out.labels[name].append(int(batch["label"][j]))
@@ -57,6 +59,16 @@ def infer(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, wo
             out.masks[name].append(batch["mask"][j, 0].numpy() > 0.5)
             out.paths[name].append(batch["path"][j])
     return out
+
+
+def check_finite_outputs(scores: np.ndarray, maps: np.ndarray, paths: Sequence) -> None:
+    """CheckpointError naming the first image whose score or map holds NaN or infinity: a broken model gives no
+    score, rather than a NaN that every comparison calls normal."""
+    bad = ~np.isfinite(scores.reshape(len(scores), -1)).all(axis=1) | ~np.isfinite(maps.reshape(len(maps), -1)).all(1)
+    if bad.any():
+        raise CheckpointError(f"the model gave a NaN or infinite score or anomaly map for {paths[int(np.argmax(bad))]}: "
+                              f"it is broken (NaN weights or an unstable model). Fix: retrain the run or restore it "
+                              f"from a backup")
 
 
 def score(outputs: Outputs, samples: Sequence[Sample], image_size: int, meta: dict | None = None) -> Results:

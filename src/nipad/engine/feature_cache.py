@@ -3,12 +3,15 @@
 Keys hash the image (file bytes or decoded array), the backbone fingerprint and the image size, so a changed image,
 other weights or another size is a miss. Features are stored as float16 (in memory and on disk, one .npy per key)
 and returned as float32, so a hit and the first computation give the same values; float16 keeps about 3 significant
-digits, far below the feature jitter used in training. Not thread-safe.
+digits, far below the feature jitter used in training. Each file ends with the sha256 of the .npy bytes before it
+(np.load ignores trailing bytes), so a damaged file, even one that still parses, is a miss: deleted and recomputed.
+Not thread-safe.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -22,6 +25,7 @@ from nipad.utils.io import atomic_write
 
 STORAGE_DTYPE = torch.float16
 _SUFFIX = ".npy"
+_DIGEST_BYTES = 32  # sha256 of the .npy bytes, appended to the file
 
 
 class FeatureCache:
@@ -136,12 +140,16 @@ class FeatureCache:
         return self.dir / f"{key}{_SUFFIX}"
 
     def _read_disk(self, key: str) -> Tensor | None:
-        """Load a cache file; a missing file is None, a corrupt one is deleted and None."""
+        """Load a cache file; a missing file is None, a corrupt one (its digest does not match) is deleted and None."""
         if self.dir is None or key not in self._disk:
             return None
         path = self._path(key)
         try:
-            array = np.load(path, allow_pickle=False)
+            data = path.read_bytes()
+            body, digest = data[:-_DIGEST_BYTES], data[-_DIGEST_BYTES:]
+            if len(data) <= _DIGEST_BYTES or hashlib.sha256(body).digest() != digest:
+                raise ValueError("digest mismatch")
+            array = np.load(io.BytesIO(body), allow_pickle=False)
             if array.dtype != np.float16:
                 raise ValueError(f"dtype {array.dtype}")
         except (OSError, ValueError, EOFError):
@@ -155,8 +163,11 @@ class FeatureCache:
         """Write atomically (temp file in the same directory, then os.replace) and enforce max_disk_bytes."""
         assert self.dir is not None
         def save(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:  # a file handle: np.save would append ".npy" to a path
-                np.save(fh, stored.numpy(), allow_pickle=False)
+            buffer = io.BytesIO()
+            np.save(buffer, stored.numpy(), allow_pickle=False)
+            body = buffer.getvalue()
+            with open(tmp, "wb") as fh:
+                fh.write(body + hashlib.sha256(body).digest())
 
         atomic_write(self._path(key), save, fsync=False)
         self._forget_size(key)

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nipad.data import IMAGE_EXTENSIONS, load_image
-from nipad.data.image_io import image_header_size
 from nipad.engine.calibration import Calibration
+from nipad.engine.evaluate import check_finite_outputs
 from nipad.errors import ConfigError, DataError
 from nipad.utils.io import atomic_write, atomic_write_text
 from nipad.visualize import draw_outline, overlay_heatmap
@@ -60,7 +60,7 @@ class Prediction:
     image: np.ndarray  # uint8 HxWx3
     anomaly_map: np.ndarray  # float32 HxW, raw
     anomaly_map_normalized: np.ndarray  # float HxW in [0, 1], pixel threshold at 0.5
-    pred_mask: np.ndarray  # bool HxW: anomaly_map >= the calibrated pixel threshold
+    pred_mask: np.ndarray  # bool HxW: anomaly_map > the calibrated pixel threshold
 
     @property
     def defect_area_fraction(self) -> float:
@@ -135,14 +135,13 @@ def _unique_inputs(found: list[tuple[Path, Path]]) -> list[ImageInput]:
     return [ImageInput(path, Path(os.path.relpath(os.path.abspath(path), base))) for path, _ in files]
 
 
-def load_original(path: Path) -> np.ndarray:
+MAX_PIXELS = 40_000_000  # default decoded-pixel budget per image, as `nipad serve`'s
+
+
+def load_original(path: Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """The image at `path` as uint8 HxWx3 RGB at its own size; DataError naming the file if it is not a readable
-    image."""
-    size = image_header_size(path)
-    if size is None:
-        raise DataError(f"cannot decode image {path}: not an image file (or unreadable). Fix: replace or remove it.")
-    width, height = size
-    return load_image(path, (height, width))
+    image or its header declares more than `max_pixels` pixels (checked before decoding)."""
+    return load_image(path, None, max_pixels)
 
 
 def model_input(image: np.ndarray, size: int) -> np.ndarray:
@@ -153,17 +152,20 @@ def model_input(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def predict(model, calibration: Calibration, inputs: Sequence[ImageInput], device: torch.device | str = "cpu",
-            batch_size: int = 8) -> Iterator[Prediction | Skipped]:
-    """One Prediction or Skipped per input (bad files are warned about, not raised), computed `batch_size` images
-    at a time. `model` is any loaded run (nipad.engine.families.load_run) on `device`."""
+            batch_size: int = 8, max_pixels: int | None = MAX_PIXELS) -> Iterator[Prediction | Skipped]:
+    """One Prediction or Skipped per input (bad files, and images over `max_pixels`, are warned about, not raised),
+    computed `batch_size` images at a time. `model` is any loaded run (nipad.engine.families.load_run) on `device`.
+    A NaN or infinite score or map is a CheckpointError (the model is broken), never a prediction."""
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if max_pixels is not None and max_pixels < 1:
+        raise ConfigError(f"--max-pixels must be at least 1, got {max_pixels}")
     size = model.config.image_size
     for start in range(0, len(inputs), batch_size):
         loaded: list[tuple[ImageInput, np.ndarray]] = []
         for item in inputs[start:start + batch_size]:
             try:
-                loaded.append((item, load_original(item.path)))
+                loaded.append((item, load_original(item.path, max_pixels)))
             except DataError as err:
                 warnings.warn(f"skipping {item.path}: {err}", stacklevel=2)
                 yield Skipped(item.path, str(err))
@@ -174,6 +176,7 @@ def predict(model, calibration: Calibration, inputs: Sequence[ImageInput], devic
             out = model(images)
         scores = out["pred_score"].float().cpu().numpy()
         maps = out["anomaly_map"][:, 0].float().cpu()
+        check_finite_outputs(scores, maps.numpy(), [item.path for item, _ in loaded])
         classes = out.get("prompt_class") or [None] * len(loaded)
         for j, (item, image) in enumerate(loaded):
             yield _prediction(item, image, float(scores[j]), maps[j], classes[j], calibration)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,22 +15,33 @@ from nipad.engine.calibration import Calibration, calibrate
 from nipad.errors import ConfigError, DataError
 from nipad.models.prompt_pool import central
 
+CLASS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+
+
+def check_class_name(name: str) -> str:
+    """`name` if it is a valid class name (the same rule for the CLI and HTTP), else ConfigError."""
+    if not CLASS_NAME.fullmatch(name):
+        raise ConfigError(f"invalid class name {name!r}: use 1-64 letters, digits, '_', '-' or '.', starting with a "
+                          f"letter or digit")
+    return name
+
 
 def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path], n_prompts: int = 1,
-                rate: float | None = None, device: str = "cpu") -> dict:
+                rate: float | None = None, device: str = "cpu", max_pixels: int | None = None) -> dict:
     """Add the `n_prompts` most typical of `paths` as prompts of `class_name` and set that class's thresholds from
     the other images (from all of them when there are too few: said in the calibration source). Files are replaced
     atomically, so a failure leaves the run as it was."""
     run_dir = Path(run_dir)
-    if not class_name.strip():
-        raise ConfigError(f"invalid class name {class_name!r}")
+    check_class_name(class_name)
+    if n_prompts < 1:
+        raise ConfigError(f"--prompts must be at least 1, got {n_prompts}")
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no images given: pass normal images of the new class")
     detector, info = checkpoint.load_detector(run_dir, device)
     calibration = Calibration.load(run_dir)
     size = detector.config.image_size
-    images = torch.stack([torch.from_numpy(load_image(p, size)).permute(2, 0, 1) for p in paths]).to(device)
+    images = torch.stack([torch.from_numpy(load_image(p, size, max_pixels)).permute(2, 0, 1) for p in paths]).to(device)
     with torch.no_grad():
         features = torch.cat([detector.features(images[i:i + 16]) for i in range(0, len(images), 16)])
     chosen = central(features, max(1, min(n_prompts, len(paths))))
@@ -41,5 +53,7 @@ def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path
     new = calibrate(detector, [Sample(p, class_name, NORMAL) for p in held], rate or calibration.rate, source)
     checkpoint.save_model(run_dir, detector, info)
     calibration.merged(new).save(run_dir)
+    note = new.too_few_note([class_name])
     return {"class": class_name, "prompts": len(chosen), "calibration_images": len(held),
-            "image_threshold": new.classes[class_name].image_threshold, "source": source}
+            "image_threshold": new.classes[class_name].image_threshold, "source": source,
+            **({"warning": note} if note else {})}

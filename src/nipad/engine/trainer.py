@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
@@ -104,7 +103,7 @@ class Trainer:
         state = checkpoint.load_train_state(self.run_dir)
         if state is None or info.epochs_done == 0:
             return 0, None
-        weights = load_file(str(self.run_dir / checkpoint.WEIGHTS))
+        weights = checkpoint.load_weights(self.run_dir)
         self.detector.load_state_dict({k: v for k, v in weights.items() if k.startswith("net.")}, strict=False)
         return info.epochs_done, state
 

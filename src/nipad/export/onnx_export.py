@@ -3,7 +3,8 @@
 The graph (see nipad.export.graph) maps `images` uint8 (batch, 3, height, width), NCHW RGB, batch and size dynamic,
 to `pred_score` (batch,), `anomaly_map` (batch, 1, S, S) and `prompt_index` (batch,) int64. The sidecar
 (`model.json` next to `model.onnx`) holds the class of every prompt index, the image size, the run's calibration
-(so labels need no run directory) and the export's own check against PyTorch.
+(so labels need no run directory), the export's own check against PyTorch and the sha256 of the .onnx file, which
+the runner checks before loading it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import onnx
 import torch
 
 from nipad import __version__
+from nipad.engine import integrity
 from nipad.engine.calibration import FILE as CALIBRATION_FILE
 from nipad.engine.calibration import Calibration
 from nipad.errors import CheckpointError, ConfigError
@@ -62,7 +64,8 @@ def export_onnx(model: Any, out: str | Path, run_dir: str | Path | None = None, 
     if check_images is None:
         check_images = np.random.default_rng(0).integers(0, 256, (2, 3, size, size), dtype=np.uint8)
     diffs = compare(graph, out, check_images)
-    atomic_write_json(sidecar_path(out), sidecar(detector, run_dir, opset, diffs))
+    atomic_write_json(sidecar_path(out), {**sidecar(detector, run_dir, opset, diffs),
+                                          "onnx_sha256": integrity.digest(out)})
     return ExportReport(out, sidecar_path(out), diffs["max_score_diff"], diffs["max_map_diff"], diffs["same_prompts"])
 
 

@@ -7,6 +7,7 @@ arrays of the same kind as the input, so `nipad predict --onnx` reuses the PyTor
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import onnxruntime as ort
 
 from nipad.engine.calibration import Calibration
 from nipad.errors import ConfigError
-from nipad.export.sidecar import INPUT, read_sidecar
+from nipad.export.sidecar import INPUT, read_sidecar, sidecar_path
 
 
 def session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
@@ -45,6 +46,13 @@ class OnnxDetector:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
         self.meta = read_sidecar(path)
+        recorded = self.meta.get("onnx_sha256")  # absent in exports made before nipad recorded it
+        if recorded is not None:
+            with open(path, "rb") as fh:
+                found = hashlib.file_digest(fh, "sha256").hexdigest()
+            if found != recorded:
+                raise ConfigError(f"{path} is corrupt: its sha256 is not the one recorded in {sidecar_path(path)} at "
+                                  f"export; the file was damaged or replaced. Fix: export the run again")
         self.session = session(path, threads)
         self.config = OnnxConfig(str(self.meta.get("model")), self.meta["image_size"])
         self.prompt_classes: list[str] = self.meta["prompt_classes"]
@@ -52,7 +60,11 @@ class OnnxDetector:
     @property
     def calibration(self) -> Calibration | None:
         data = self.meta.get("calibration")
-        return Calibration.from_dict(data) if data else None
+        try:
+            return Calibration.from_dict(data) if data else None
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ConfigError(f"the calibration in {sidecar_path(self.path)} is corrupt ({err}); export the run "
+                              f"again") from err
 
     def __call__(self, images: Any) -> dict[str, Any]:
         as_torch = not isinstance(images, np.ndarray)

@@ -55,10 +55,18 @@ def check_upload(data: bytes, name: str, settings: ServeSettings) -> tuple[int, 
     return width, height
 
 
-def decode_upload(data: bytes, name: str, size: int | tuple[int, int]) -> np.ndarray:
+def check_request_pixels(sizes: list[tuple[int, int]], settings: ServeSettings) -> None:
+    """413 if the images of one request hold more pixels in all than `max_request_pixels`."""
+    total = sum(w * h for w, h in sizes)
+    if total > settings.max_request_pixels:
+        raise RequestError(413, f"the {len(sizes)} images hold {total} pixels in all, over the limit of "
+                                f"{settings.max_request_pixels} per request: send fewer or smaller images per request")
+
+
+def decode_upload(data: bytes, name: str, size: int | tuple[int, int], max_pixels: int | None = None) -> np.ndarray:
     """Fully decode a checked upload to uint8 HxWx3 RGB at `size`; 400 if it is corrupt or truncated."""
     try:
-        return decode_image_bytes(data, size, source=name)
+        return decode_image_bytes(data, size, source=name, max_pixels=max_pixels)
     except DataError as err:
         raise RequestError(400, f"{name}: corrupt or truncated image ({err})") from err
 
@@ -69,6 +77,6 @@ def model_inputs(data: bytes, name: str, settings: ServeSettings, image_size: in
     own size (for maps and overlays), both from one decode."""
     width, height = check_upload(data, name, settings)
     if not keep_original:
-        return decode_upload(data, name, image_size).transpose(2, 0, 1), None
-    original = decode_upload(data, name, (height, width))
+        return decode_upload(data, name, image_size, settings.max_pixels).transpose(2, 0, 1), None
+    original = decode_upload(data, name, (height, width), settings.max_pixels)
     return model_input(original, image_size), original

@@ -2,7 +2,8 @@
 
 The run (model + calibration) is held as one immutable snapshot: a batch reads it once, and a prompt update builds
 and persists the new run on disk (nipad.engine.prompts, atomic files) before swapping the snapshot in, so a failed
-update leaves both the served model and the files as they were.
+update leaves both the served model and the files as they were. A batch whose scores or maps are not finite fails
+(never a score) and marks the service broken (`problem`, which /health reports) until a snapshot is loaded again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from nipad.engine.checkpoint import RunInfo
 from nipad.engine.distributed import pick_device
 from nipad.engine.families import load_run
 from nipad.engine.prompts import add_prompts
+from nipad.errors import CheckpointError
 from nipad.models.detector import Detector
 from nipad.serve.settings import ServeSettings
 
@@ -43,11 +45,16 @@ class Scored:
     calibration: Calibration
 
 
+class BrokenModelError(CheckpointError):
+    """The served model gave a NaN or infinite output: no score is given and /health reports it."""
+
+
 class InspectionService:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         torch.set_num_threads(settings.threads)
         self.device = pick_device(settings.device)
+        self.problem: str | None = None  # why the served model is broken (None: healthy)
         self.snapshot = self._load()
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="nipad-model")
         self.io_threads = ThreadPoolExecutor(settings.threads, thread_name_prefix="nipad-io")
@@ -72,6 +79,10 @@ class InspectionService:
             out = snap.model(batch)
         scores = out["pred_score"].float().cpu().numpy()
         maps = out["anomaly_map"][:, 0].float().cpu().numpy()
+        if not (np.isfinite(scores).all() and np.isfinite(maps).all()):
+            self.problem = (f"the model of {self.settings.run_dir} gave NaN or infinite scores or maps: it is broken "
+                            f"(retrain the run or restore it from a backup, then restart the service)")
+            raise BrokenModelError(self.problem)
         classes = out.get("prompt_class") or [None] * len(images)
         return [Scored(float(scores[i]), maps[i], classes[i], snap.calibration) for i in range(len(images))]
 
@@ -103,8 +114,10 @@ class InspectionService:
                 path = Path(tmp) / f"{i:04d}.img"
                 path.write_bytes(data)
                 paths.append(path)
-            done = add_prompts(self.settings.run_dir, class_name, paths, n_prompts, rate, str(self.device))
-        self.snapshot = self._load()
+            done = add_prompts(self.settings.run_dir, class_name, paths, n_prompts, rate, str(self.device),
+                               self.settings.max_pixels)
+        self.snapshot = self._load()  # checked again: NaN weights or a changed file fail here, the old snapshot serves on
+        self.problem = None
         return done
 
     def close(self) -> None:

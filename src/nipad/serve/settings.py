@@ -10,7 +10,8 @@ from nipad.errors import ConfigError
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """`max_side` / `max_pixels` bound an image's dimensions, read from its header before any decoding."""
+    """`max_side` / `max_pixels` bound an image's dimensions and `max_request_pixels` the sum over a request's
+    images, all read from the headers before any decoding; `request_timeout_s` bounds a request's wall time."""
 
     run_dir: Path
     device: str | None = None
@@ -21,13 +22,18 @@ class ServeSettings:
     max_file_bytes: int = 32 * 2**20
     max_side: int = 8192
     max_pixels: int = 40_000_000
+    max_request_pixels: int = 40_000_000
+    request_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "threads", "max_files", "max_file_bytes", "max_side", "max_pixels"):
+        for name in ("max_batch", "threads", "max_files", "max_file_bytes", "max_side", "max_pixels",
+                     "max_request_pixels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if not self.request_timeout_s > 0:
+            raise ConfigError(f"--request-timeout must be > 0 seconds, got {self.request_timeout_s}")
 
     @property
     def max_body_bytes(self) -> int:

@@ -9,13 +9,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nipad.errors import OutputError
+
+
+def make_dir(path: str | Path) -> Path:
+    """Create the folder `path` (and its parents) if needed; OutputError naming it if that is impossible."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the folder {path}: {err.strerror or err}. Fix: choose an output place "
+                          f"you can write to") from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into {path}: permission denied. Fix: choose an output place you can write to")
+    return path
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = True) -> None:
     """Call `write(tmp_path)` on a temporary file in the same folder, fsync it (unless told not to: caches), then
-    rename it onto `path`."""
+    rename it onto `path`. An OSError (no such folder, no permission, disk full) becomes an OutputError naming
+    `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}. Fix: choose an output place you can write "
+                          f"to") from err
     os.close(fd)
     try:
         write(Path(tmp))
@@ -23,6 +43,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = 
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {err.strerror or err}. Fix: free disk space or choose an output "
+                          f"place you can write to") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

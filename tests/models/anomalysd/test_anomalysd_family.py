@@ -14,8 +14,10 @@ from safetensors.torch import load_file
 
 from nipad.cli.main import main
 from nipad.data import load_image, open_dataset
+from nipad.engine import integrity
 from nipad.engine.calibration import Calibration
 from nipad.engine.families import load_run
+from nipad.errors import CheckpointError
 from nipad.models.anomalysd.config import AnomalySDConfig
 from nipad.models.anomalysd.inference import unet_evaluations
 from nipad.models.anomalysd.pipeline import load_sd
@@ -117,8 +119,21 @@ def test_zero_shot_runs_the_pretrained_model(small_data, tiny_sd, tmp_path):
     assert out["prompt_class"] is None and out["ref_map"] is None  # no shots: no pool, no prototype map
     assert out["anomaly_map"].shape == (2, 1, 64, 64)
     assert torch.equal(model.condition(None), model.conditions.mean(dim=0))
+    assert set(integrity.read_manifest(run)) == {"config.json"}
     assert main(["calibrate", str(run), "--data", str(small_data), "--classes", "stripes"]) == 0  # thresholds later
     assert Calibration.load(run).classes["stripes"].n_images == 3
+    assert set(integrity.read_manifest(run)) == {"config.json", "calibration.json"}
+
+
+def test_a_damaged_run_is_refused_by_the_same_manifest(run_dir, tmp_path):
+    assert set(integrity.read_manifest(run_dir)) == {"config.json", "model.safetensors", "calibration.json"}
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupt"):
+        load_run(copy)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -221,3 +236,18 @@ def test_runs_saved_before_the_perceptual_setting_existed_keep_the_lite0_stand_i
     assert AnomalySDConfig.from_dict(config).perceptual == config["perceptual"] == "lpips"
     del config["perceptual"]
     assert AnomalySDConfig.from_dict(config).perceptual == "lite0"
+
+
+def test_a_damaged_fine_tuning_checkpoint_is_refused(tmp_path):
+    from nipad.models.anomalysd.resume import STATE, Saver, load_progress
+
+    weights = {"unet.w": torch.arange(4096, dtype=torch.float32)}
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
+    Saver(tmp_path, "shots", lambda stage: weights, [], every_s=0)("unet", 1, optimizer, True)
+    assert torch.equal(load_progress(tmp_path, "shots").weights["unet.w"], weights["unet.w"])
+    data = bytearray((tmp_path / STATE).read_bytes())
+    start = bytes(data).find(torch.arange(4096, dtype=torch.float32).numpy().tobytes()[:64])
+    data[start + 400] ^= 0x40  # one weight's bits: torch.load would read it without complaint
+    (tmp_path / STATE).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="train_state.pt is corrupt"):
+        load_progress(tmp_path, "shots")

@@ -5,7 +5,8 @@ the prompts of every class), model.safetensors (only what fine-tuning changed: t
 was tuned, and the k shots per class that rebuild the prototype banks and the class pool; absent for k = 0, where
 the pretrained model runs as it is) and calibration.json (thresholds from the shots themselves: a few-shot run
 holds out no normal image, so `nipad calibrate` on more normal images gives better ones). While fine-tuning,
-train_state.pt lets the same command resume an interrupted run (anomalysd/resume.py).
+train_state.pt lets the same command resume an interrupted run (anomalysd/resume.py). Each file's hash is in
+manifest.json (nipad.engine.integrity), checked when it is read.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from safetensors.torch import load_file, save_file
 from nipad import __version__
 from nipad.data import load_image
 from nipad.data.sample import Sample
+from nipad.engine import integrity
 from nipad.engine.calibration import calibrate
 from nipad.errors import CheckpointError, ConfigError, NipadError
 from nipad.models.anomalysd.config import MODEL, PERCEPTUAL, AnomalySDConfig, FinetuneConfig
 from nipad.models.registry import Family, register
-from nipad.utils.io import atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
     from nipad.models.anomalysd.inference import AnomalySD
@@ -126,6 +127,7 @@ class AnomalySDRun:
         path = run_dir / CONFIG
         if not path.is_file():
             raise CheckpointError(f"{path} is missing: {run_dir} is not a nipad run directory")
+        integrity.verify(run_dir, CONFIG)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             known = {"family", "nipad_version", "model", "train", "classes", "data", "prompts", "finished"}
@@ -241,8 +243,8 @@ def train(args: argparse.Namespace, dataset, samples: Sequence[Sample], ctx) -> 
         _check_resumable(out, info)
         progress = load_progress(out, digest)
     if progress is None:
-        (out / STATE).unlink(missing_ok=True)  # another run's, left by --overwrite
-        atomic_write_json(out / CONFIG, info.to_dict())  # unfinished: a rerun resumes it
+        integrity.forget(out, STATE)  # another run's, left by --overwrite
+        integrity.write_json(out, CONFIG, info.to_dict())  # unfinished: a rerun resumes it
     print(f"nipad: anomalysd, {config.shots}-shot: {len(shots)} normal images of {len(classes)} classes, "
           f"SD model {config.sd_model}, perceptual distance {config.perceptual}, device {device}")
     history: list[dict] = progress.history if progress else []
@@ -265,9 +267,9 @@ def train(args: argparse.Namespace, dataset, samples: Sequence[Sample], ctx) -> 
     if config.shots:
         tensors = {**tuned_weights(parts, unet_tuned, decoder_tuned), "shots.images": shots, "shots.owners": owners}
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        atomic_write(out / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+        integrity.write_file(out, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
     else:
-        (out / WEIGHTS).unlink(missing_ok=True)
+        integrity.forget(out, WEIGHTS)
     info.extra.update({"history": history, "train_seconds": round(time.time() - started, 1)})
     model = build_model(config, parts, prompts, shots, owners, classes, device, measure)
     if config.shots:
@@ -281,7 +283,7 @@ def train(args: argparse.Namespace, dataset, samples: Sequence[Sample], ctx) -> 
         print(f"nipad: 0-shot run: no normal images, so no thresholds yet: set them with `nipad calibrate {out} "
               "--data ROOT` on normal images")
     info.finished = True
-    atomic_write_json(out / CONFIG, info.to_dict())
+    integrity.write_json(out, CONFIG, info.to_dict())
     saver.remove()
 
 
@@ -300,10 +302,12 @@ def load(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Anoma
     owners = torch.zeros(0, dtype=torch.long)
     if config.shots:
         path = run_dir / WEIGHTS
+        integrity.verify(run_dir, WEIGHTS)
         try:
             tensors = load_file(str(path))
         except (SafetensorError, OSError) as err:
             raise CheckpointError(f"{path} is missing or corrupt ({err}); retrain the run") from err
+        integrity.check_finite(tensors, path)
         shots, owners = tensors.pop("shots.images"), tensors.pop("shots.owners")
         _load_tuned(parts, tensors, path, config.sd_model)
     model = build_model(config, parts, info.prompts, shots, owners, info.classes, device)

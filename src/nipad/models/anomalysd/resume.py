@@ -4,7 +4,8 @@ RUN_DIR/train_state.pt holds, in one file written atomically (so weights, optimi
 stage under way and its epochs done, Adam's state, the weights tuned so far (as model.safetensors names them), the
 loss history and a digest of the shots. It is written after an epoch once `every_s` seconds have passed since the
 last write (a real SD UNet with Adam's moments is ~10 GB, an epoch of a few shots seconds) and after each stage's last
-epoch, and deleted once the run is finished. config.json says "finished": false meanwhile.
+epoch, and deleted once the run is finished. config.json says "finished": false meanwhile. Its hash is kept in the
+run's manifest.json and checked before it is read (nipad.engine.integrity).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from nipad.engine import integrity
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.anomalysd.finetune import STAGES, StageStart
-from nipad.utils.io import atomic_write
 
 STATE = "train_state.pt"
 
@@ -57,6 +58,7 @@ def load_progress(run_dir: Path, digest: str) -> Progress | None:
     path = run_dir / STATE
     if not path.is_file():
         return None
+    integrity.verify(run_dir, STATE)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         progress = Progress(state["stage"], int(state["epoch"]), state["optimizer"], state["weights"],
@@ -85,8 +87,8 @@ class Saver:
         state = {"stage": stage, "epoch": epoch, "optimizer": optimizer.state_dict(), "history": self.history,
                  "weights": {k: v.detach().cpu().contiguous() for k, v in self.weights(stage).items()},
                  "shots": self.digest}
-        atomic_write(self.path, lambda tmp: torch.save(state, tmp))
+        integrity.write_file(self.path.parent, STATE, lambda tmp: torch.save(state, tmp))
         self.last = time.monotonic()
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        integrity.forget(self.path.parent, STATE)

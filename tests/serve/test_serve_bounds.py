@@ -1,0 +1,117 @@
+"""Bounded work in the service: a request past its deadline or whose client has gone is cancelled (work not yet
+started never runs), and a model that gives NaN answers 503 and makes /health say "broken" (uvicorn in a thread,
+so the tests can slow the model down or break it)."""
+
+import io
+import shutil
+import socket
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import torch
+import uvicorn
+from PIL import Image
+
+from nipad.engine.checkpoint import load_detector, save_model
+from nipad.serve.app import create_app
+from nipad.serve.service import InspectionService
+from nipad.serve.settings import ServeSettings
+
+
+def _png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _files(n: int):
+    return [("files", (f"{i}.png", _png(i), "image/png")) for i in range(n)]
+
+
+@pytest.fixture
+def live(untrained_onenip_run, tmp_path):
+    """start(seconds_per_batch=0, **settings) -> (base URL, service, model calls started)."""
+    run = tmp_path / "run"
+    shutil.copytree(untrained_onenip_run, run)
+    servers = []
+
+    def start(seconds_per_batch: float = 0.0, **overrides):
+        settings = ServeSettings(run_dir=run, threads=1, max_batch=1, max_wait_ms=0, **overrides)
+        service = InspectionService(settings)
+        started = []
+        score = service.score
+
+        def slow_score(images):
+            started.append(time.monotonic())
+            time.sleep(seconds_per_batch)
+            return score(images)
+
+        service.score = slow_score
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+            time.sleep(0.05)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}", service, started
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def test_a_request_past_its_deadline_is_cancelled(live):
+    base, _, started = live(seconds_per_batch=0.6, request_timeout_s=1.0)
+    t0 = time.monotonic()
+    response = httpx.post(f"{base}/predict", files=_files(4), timeout=30)
+    assert response.status_code == 504 and "longer than 1 s" in response.json()["error"]
+    assert time.monotonic() - t0 < 2.0
+    time.sleep(1.5)  # the batches still queued would have run by now
+    assert len(started) <= 2  # 4 model batches of 0.6 s were queued; those after the deadline never ran
+    assert httpx.get(f"{base}/health").json()["status"] == "ok"
+
+
+def test_a_client_that_disconnects_cancels_its_work(live):
+    base, _, started = live(seconds_per_batch=0.5, request_timeout_s=60)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{base}/predict", files=_files(8), timeout=httpx.Timeout(30, read=0.7))
+    time.sleep(2.5)  # all 8 batches would have run by 4 s; 2.5 s after the client left, at most ~2 started
+    assert len(started) <= 3
+    ok = httpx.post(f"{base}/predict", files=_files(1), timeout=30)
+    assert ok.status_code == 200
+
+
+def test_a_model_giving_nan_is_a_503_and_health_says_broken(live):
+    base, service, _ = live()
+    assert httpx.post(f"{base}/predict", files=_files(1), timeout=30).status_code == 200
+    with torch.no_grad():  # broken in memory, past the load-time checks
+        next(service.snapshot.model.net.parameters()).fill_(float("nan"))
+    response = httpx.post(f"{base}/predict", files=_files(2), timeout=30)
+    assert response.status_code == 503 and "NaN" in response.json()["error"]
+    assert "pred_score" not in response.text
+    health = httpx.get(f"{base}/health")
+    assert health.status_code == 503 and health.json()["status"] == "broken" and "NaN" in health.json()["problem"]
+
+
+def test_a_prompt_update_never_writes_nan_thresholds(live):
+    base, service, _ = live()
+    run = service.settings.run_dir
+    detector, info = load_detector(run)
+    with torch.no_grad():
+        for param in list(detector.net.parameters())[:3]:
+            param.fill_(float("nan"))
+    save_model(run, detector, info)  # the run on disk diverged after the service loaded it
+    calibration = (run / "calibration.json").read_bytes()
+    response = httpx.post(f"{base}/prompts/NEW", files=_files(3), timeout=60)
+    assert response.status_code == 409 and "NaN or infinite" in response.json()["error"]
+    assert (run / "calibration.json").read_bytes() == calibration
+    assert httpx.post(f"{base}/predict", files=_files(1), timeout=30).status_code == 200  # the old snapshot serves on
