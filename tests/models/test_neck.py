@@ -79,3 +79,13 @@ def test_fingerprint_names_the_neck(extractor):
     pooled = FeatureExtractor(extractor.backbone, PooledNeck())
     assert pooled.fingerprint != extractor.fingerprint
     assert pooled.fingerprint.startswith(extractor.backbone.fingerprint)
+
+
+def test_pooled_neck_equals_adaptive_pooling_whether_or_not_the_sides_divide():
+    torch.manual_seed(0)
+    for sides in ([56, 28, 14], [36, 18, 9, 5]):
+        maps = [torch.randn(1, 2, s, s) for s in sides]
+        out = PooledNeck()(maps)
+        local = [nn.functional.avg_pool2d(m, 3, stride=1, padding=1, count_include_pad=False) for m in maps]
+        expected = torch.cat([nn.functional.adaptive_avg_pool2d(m, sides[-1]) for m in local], dim=1)
+        torch.testing.assert_close(out, expected)

@@ -49,14 +49,20 @@ class PooledNeck(nn.Module):
         self.local = local
 
     def forward(self, features: list[Tensor]) -> Tensor:
-        size = features[-1].shape[-2:]
-        pooled = [
-            F.adaptive_avg_pool2d(
-                F.avg_pool2d(f, self.local, stride=1, padding=self.local // 2, count_include_pad=False), size
-            )
-            for f in features
-        ]
-        return torch.cat(pooled, dim=1)
+        size = tuple(int(n) for n in features[-1].shape[-2:])
+        return torch.cat([_area_pool(
+            F.avg_pool2d(f, self.local, stride=1, padding=self.local // 2, count_include_pad=False), size
+        ) for f in features], dim=1)
+
+
+def _area_pool(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Average over the cells of a `size` grid. A plain average pool where the sides divide (the same values, and
+    ONNX exports it; the export resizes every input to the model size first), adaptive pooling elsewhere."""
+    h, w = (int(n) for n in x.shape[-2:])
+    if h % size[0] == 0 and w % size[1] == 0:
+        kernel = (h // size[0], w // size[1])
+        return x if kernel == (1, 1) else F.avg_pool2d(x, kernel)
+    return F.adaptive_avg_pool2d(x, size)
 
 
 def create_neck(name: str) -> nn.Module:
