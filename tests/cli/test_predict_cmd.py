@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from nipad.cli.main import main
-from nipad.engine.calibration import Calibration
+from nipad.engine.calibration import Calibration, above
 
 
 @pytest.fixture
@@ -53,7 +53,8 @@ def test_predict_folder_and_quoted_glob_with_bad_files(tiny_uniad_run, lot, tmp_
     for c, j in zip(rows, jsonl):
         assert c["path"] == j["path"] and c["class"] == j["class"] and c["heatmap"] == j["heatmap"]
         assert float(c["pred_score"]) == j["pred_score"] and c["pred_label"] == str(j["pred_label"]).lower()
-        assert j["pred_label"] == (j["pred_score"] > calibration.for_class(j["class"]).image_threshold)
+        threshold = calibration.for_class(j["class"]).image_threshold
+        assert j["pred_label"] == bool(above(np.float64(j["pred_score"]), threshold))
         assert 0.0 <= j["pred_score_normalized"] <= 1.0 and 0.0 <= j["defect_area_fraction"] <= 1.0
     by_path = {Path(j["path"]).relative_to(tmp_path).as_posix(): j for j in jsonl}
     sizes = {"lot/left/cam.png": (100, 60), "lot/right/cam.png": (64, 64), "loose/0.png": (50, 70),

@@ -25,7 +25,7 @@ from PIL import Image
 
 from nipad.cli.main import main
 from nipad.data import load_image
-from nipad.engine.calibration import Calibration
+from nipad.engine.calibration import Calibration, above
 from nipad.engine.checkpoint import load_detector
 
 
@@ -122,7 +122,7 @@ def test_predictions_match_the_in_process_model(server, untrained_onenip_run, ti
     for r, score, cls in zip(results, ref["pred_score"].tolist(), ref["prompt_class"], strict=True):
         assert r["pred_score"] == pytest.approx(score, abs=1e-3)
         assert r["threshold_class"] == cls
-        assert r["pred_label"] == (r["pred_score"] > calibration.classes[cls].image_threshold)
+        assert r["pred_label"] == bool(above(np.float64(r["pred_score"]), calibration.classes[cls].image_threshold))
         assert 0.0 <= r["pred_score_normalized"] <= 1.0
 
 
