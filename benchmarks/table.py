@@ -90,13 +90,16 @@ def run_one(method: str, args: argparse.Namespace) -> dict:
 
 
 def validation_set(args: argparse.Namespace) -> list:
-    """The pseudo-anomaly validation set of the training data (held-out normals + one pseudo anomaly each), made
-    once under DIR/validation; the held-out images are the calibration split every method holds out."""
+    """The pseudo-anomaly validation set of the training data (held-out normals + one pseudo anomaly each), written
+    under DIR/validation (the same files for every method); the held-out images are the calibration split every
+    method holds out."""
     from nipad.cli.common import open_data
+    from nipad.engine.train_config import TrainConfig
     from nipad.engine.trainer import split_calibration
     from nipad.engine.validation import pseudo_validation_set
 
-    train, held = split_calibration(open_data(args.data, None).train, 0.1, args.seed)
+    fraction = TrainConfig().calibration_fraction
+    train, held = split_calibration(open_data(args.data, None).train, fraction, args.seed)
     return pseudo_validation_set(held, train, args.image_size or 224, Path(args.out) / "validation")
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from nipad.models.memory_bank import nearest_neighbours
+from nipad.models.neck import PooledNeck
 from nipad.models.patch_baseline import BaselineConfig, PatchBaseline
 
 STRIDES = (8, 16)
@@ -32,14 +32,13 @@ class Knn(PatchBaseline):
 
     config: KnnConfig
     state_keys = ("bank",)
+    neck = PooledNeck()  # the same pooling as OneNIP's cpu-preset tokens
 
     def describe(self, group: int) -> str:
         return f"{len(self.group_state(group, 'bank'))} bank patches"
 
     def embed(self, images: Tensor) -> Tensor:
-        fine, coarse = (F.avg_pool2d(m, 3, stride=1, padding=1, count_include_pad=False)
-                        for m in self.backbone_maps(images, STRIDES))
-        return torch.cat([F.adaptive_avg_pool2d(fine, coarse.shape[-2:]), coarse], dim=1)
+        return self.neck(self.backbone_maps(images, STRIDES))
 
     def fit_group(self, embeddings: Iterator[Tensor]) -> dict[str, Tensor]:
         return {"bank": torch.cat([e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]).half() for e in embeddings])}
