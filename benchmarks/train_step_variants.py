@@ -1,6 +1,6 @@
 """OneNIP's CPU training step (cpu preset) under the speed-ups PyTorch offers, in one run, with their effect on the loss.
 
-    .venv/bin/python benchmarks/train_step_variants.py [--threads 2] [--steps 12] [--json OUT]
+    .venv/bin/python benchmarks/train_step_variants.py [--threads 2] [--steps 12] [--batch 8] [--variants fp32,bf16,...] [--json OUT]
 
 Variants: `fp32` (what training does), `bf16` (torch.autocast bfloat16), `channels_last` (the refiner's convolutions
 on NHWC tensors), `compile` (torch.compile of the loss module, compile time reported apart). Every variant starts
@@ -74,13 +74,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--batch", type=int, help="images per step (default: the cpu preset's)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config, tcfg = preset("cpu", "onenip"), train_preset("cpu")
     torch.manual_seed(0)
     net = Detector(config).net
-    data = batches(config, net.input_proj.in_features, tcfg.batch_size, args.steps)
+    batch = args.batch or tcfg.batch_size
+    data = batches(config, net.input_proj.in_features, batch, args.steps)
     results = {v: run(v, net, data, tcfg.lr) for v in args.variants.split(",")}
     base = results.get("fp32")
     for r in results.values():
@@ -88,7 +90,7 @@ def main() -> None:
             r["speed_vs_fp32"] = round(r["img_s"] / base["img_s"], 2)
             r["loss_rel_diff"] = round(max(abs(a - b) / abs(b) for a, b in zip(r["losses"], base["losses"])), 4)
         r["losses"] = [round(x, 5) for x in r["losses"]]
-    figures = {"threads": args.threads, "steps": args.steps, "batch": tcfg.batch_size, "variants": results}
+    figures = {"threads": args.threads, "steps": args.steps, "batch": batch, "variants": results}
     print(json.dumps({v: {k: x for k, x in r.items() if k != "losses"} for v, r in results.items()}, indent=2))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,10 @@ SCRIPT = textwrap.dedent(f"""
     data_root, run_dir, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
     ctx = distributed.setup("cpu")
     # Per-rank randomness (jitter, dropout) and per-rank BatchNorm statistics (refiner) differ by design between
-    # 1 and 2 processes, so they are off here; everything else (data order, prompts, pseudo anomalies) must agree.
+    # 1 and 2 processes, so they are off here, as is bf16 autocast (its rounding depends on the batch split);
+    # everything else (data order, prompts, pseudo anomalies) must agree.
     mcfg = ModelConfig(**{TINY!r})
-    tcfg = TrainConfig(epochs=2, batch_size=batch, lr=1e-3, synthetic_pool=1, calibration_fraction=0.0)
+    tcfg = TrainConfig(epochs=2, batch_size=batch, lr=1e-3, synthetic_pool=1, calibration_fraction=0.0, amp=False)
     data = open_dataset(data_root)
     Trainer(mcfg, tcfg, run_dir, ctx, log=lambda *a: None).fit(data.train, [data_root])
     distributed.teardown(ctx)
@@ -53,3 +54,11 @@ def test_two_process_ddp_matches_one_process(tiny_mvtec, tmp_path):
     for run in ("one", "two"):  # 24 images, global batch 8, 2 epochs: 6 optimiser steps in either case
         state = torch.load(tmp_path / run / "train_state.pt", weights_only=False)
         assert int(state["optimizer"]["state"][0]["step"]) == 6
+
+
+def test_native_bf16_only_where_the_hardware_has_it():
+    from nipad.engine.distributed import native_bf16
+
+    assert native_bf16(torch.device("cuda"))
+    assert not native_bf16(torch.device("meta"))
+    assert native_bf16(torch.device("cpu")) == torch.ops.mkldnn._is_mkldnn_bf16_supported()

@@ -33,6 +33,15 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 autocast runs natively on `device`: CUDA, or a CPU with bf16 instructions (AVX512-BF16 or
+    AMX), where it made the cpu preset's training step 1.12-1.15x faster (benchmarks/train_step_variants.py);
+    elsewhere the CPU would emulate it, slower than float32."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def setup(requested_device: str | None = None) -> Context:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -16,6 +16,7 @@ class TrainConfig:
     computed once), which makes CPU training spend its time on the transformer; 0 makes a fresh pseudo anomaly at
     every step (the authors' way, for a GPU). `calibration_fraction` of each class's normal training images is held
     out of training to set the fusion constant and the thresholds, at `false_alarm_rate` (never the test set).
+    `amp` trains under bfloat16 autocast where the device runs it natively (nipad.engine.distributed.native_bf16).
     """
 
     epochs: int = 1000

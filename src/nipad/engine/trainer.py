@@ -18,7 +18,7 @@ from tqdm import tqdm
 from nipad.data.sample import Sample
 from nipad.engine import checkpoint
 from nipad.engine.calibration import calibrate
-from nipad.engine.distributed import Context, barrier
+from nipad.engine.distributed import Context, barrier, native_bf16
 from nipad.engine.feature_cache import FeatureCache
 from nipad.engine.features import (
     DecodedImages, SyntheticImages, default_cache_dir, feature_bank, synthetic_pool, texture_source,
@@ -162,7 +162,7 @@ class Trainer:
             self.log(f"nipad: note: only {steps} optimizer steps ({tcfg.epochs} epochs of {len(train)} images); "
                      f"a small training set needs more --epochs to learn (the demo takes 720 steps)")
         fresh = synthetic is not None and pool is None
-        amp = tcfg.amp and device.type == "cuda"
+        amp = tcfg.amp and native_bf16(device)
         started = time.time()
         for epoch in range(start_epoch, tcfg.epochs):
             sampler.set_epoch(epoch)
