@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,28 @@ def tiny_mvtec(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> Path:
+    """The tiny SD inpainting model of the AnomalySD tests (tests/models/anomalysd/anomalysd_tiny_sd.py, which
+    benchmarks/anomalysd_cost.py uses too), saved once per session."""
+    sys.path.insert(0, str(Path(__file__).parent / "models" / "anomalysd"))
+    from anomalysd_tiny_sd import save_tiny_sd
+
+    return save_tiny_sd(tmp_path_factory.mktemp("tiny_sd") / "sd-inpaint")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models: on a shared 2-core machine two threads wait on each other far
+    longer than they compute."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
 def tiny_uniad_run(tiny_mvtec, tmp_path_factory) -> Path:
     """A UniAD run (1 epoch, 64x64, cpu preset) trained once on tiny_mvtec, calibrated; tests only read it."""
     from nipad.cli.main import main
@@ -76,7 +99,8 @@ def untrained_onenip_run(tiny_mvtec, tmp_path_factory) -> Path:
 
     from nipad.data import load_image, open_dataset
     from nipad.engine.calibration import calibrate
-    from nipad.engine.checkpoint import RunInfo, save_model
+    from nipad.engine.checkpoint import save_model
+    from nipad.engine.run_info import RunInfo
     from nipad.models.config import preset
     from nipad.models.detector import Detector
 

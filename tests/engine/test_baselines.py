@@ -19,13 +19,7 @@ from nipad.errors import DataError
 RUNS = [(m, mode) for m in ("patchcore", "padim", "knn") for mode in ("separate", "unified")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other far longer than they compute."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ from nipad.cli.main import main
 from nipad.engine import integrity
 from nipad.engine.calibration import FILE as CALIBRATION
 from nipad.engine.calibration import Calibration
-from nipad.engine.checkpoint import CONFIG, WEIGHTS, load_detector, read_info, save_model
+from nipad.engine.checkpoint import load_detector, read_info, save_model
 from nipad.engine.predict import ImageInput, predict
+from nipad.engine.run_info import CONFIG, WEIGHTS
 from nipad.errors import CheckpointError
 
 

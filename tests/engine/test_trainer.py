@@ -7,6 +7,7 @@ from nipad.data.image_io import load_image
 from nipad.engine import checkpoint
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
+from nipad.engine.run_info import WEIGHTS
 from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer import Trainer, refiner_stalled, split_calibration
 from nipad.errors import CheckpointError, ConfigError
@@ -89,10 +90,10 @@ def test_prompt_selection_finds_the_class_without_being_told(tiny_mvtec, tmp_pat
 def test_finished_run_is_not_overwritten(tiny_mvtec, tmp_path):
     data = open_dataset(tiny_mvtec)
     _train(tmp_path / "run", data, epochs=1)
-    before = (tmp_path / "run" / checkpoint.WEIGHTS).read_bytes()
+    before = (tmp_path / "run" / WEIGHTS).read_bytes()
     with pytest.raises(ConfigError, match="finished run"):
         _train(tmp_path / "run", data, epochs=1)
-    assert (tmp_path / "run" / checkpoint.WEIGHTS).read_bytes() == before
+    assert (tmp_path / "run" / WEIGHTS).read_bytes() == before
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_mvtec, tmp_path):
@@ -131,7 +132,7 @@ def _partial(tmp_path, data):
 def test_corrupt_checkpoint_is_a_clear_error(tiny_mvtec, tmp_path):
     data = open_dataset(tiny_mvtec)
     _train(tmp_path / "run", data, epochs=1, model="uniad")
-    (tmp_path / "run" / checkpoint.WEIGHTS).write_bytes(b"garbage")
+    (tmp_path / "run" / WEIGHTS).write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="corrupt"):
         checkpoint.load_detector(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not a nipad run"):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from nipad.cli.common import add_data_args, open_data
+from nipad.cli.train_args import training_config
 from nipad.data import kshot
 from nipad.engine import distributed
 from nipad.engine.families import all_models, family_of_model
-from nipad.models.anomalysd.family import add_arguments as add_anomalysd_arguments
+from nipad.engine.family import TrainData
+from nipad.models.anomalysd.config import PERCEPTUAL
 from nipad.models.config import PRESETS
 from nipad.models.neck import NECKS
 from nipad.models.patch_baseline import MODES
@@ -51,6 +54,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def add_anomalysd_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags only AnomalySD reads (it also reads --shots, --epochs, --batch-size, --lr, --image-size,
+    --backbone, --seed and --false-alarm-rate)."""
+    g = parser.add_argument_group("anomalysd (--model anomalysd --shots K)")
+    g.add_argument("--sd-model", metavar="PATH",
+                   help="local diffusers-format Stable Diffusion inpainting folder (nothing is downloaded)")
+    g.add_argument("--sd-steps", type=int, metavar="T", help="denoising schedule length T (default 50)")
+    g.add_argument("--sd-lambda", action="append", metavar="[CLASS=]VALUE",
+                   help="noise strength: denoising starts at step lambda*T (default 0.4); CLASS=VALUE for one class; "
+                        "repeatable")
+    g.add_argument("--sd-scales", metavar="K,K,...", help="k x k mask grids (default 1,2,4,8)")
+    g.add_argument("--sd-mask-batch", type=int, metavar="N", help="inpaintings per UNet batch (default 8)")
+    g.add_argument("--sd-prompts", metavar="YAML", help="extra class prompts (format of anomalysd/prompts.yaml)")
+    g.add_argument("--sd-decoder-epochs", type=int, metavar="N", help="also fine-tune the VAE decoder (paper: 200; default 0)")
+    g.add_argument("--perceptual", choices=PERCEPTUAL,
+                   help="distance of the anomaly maps and the decoder loss: lpips (AlexNet LPIPS, the paper's; the "
+                        "default where scripts/setup.sh converted its weights) or lite0 (EfficientNet-Lite0 stand-in)")
+    g.add_argument("--sd-save-minutes", type=float, metavar="M",
+                   help="save the fine-tuning state for resuming at most every M minutes (default 10; 0: every epoch)")
+
+
 def run(args: argparse.Namespace) -> int:
     ctx = distributed.setup(args.device)
     try:
@@ -60,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
                    kshot(dataset.train, args.shots, seed) if args.shots else [])  # --shots 0: zero-shot models
         if ctx.is_main:
             print(dataset.describe())
-        family_of_model(args.model).train(args, dataset, samples, ctx)
+        config = training_config(args, ctx.device)
+        data = TrainData(samples, list(dataset.classes), [str(root) for root in args.data])
+        family_of_model(args.model).train(config, data, Path(args.out), ctx=ctx, overwrite=args.overwrite)
         if ctx.is_main:
             print(f"nipad: done; evaluate with `nipad test {args.out} --data {' --data '.join(args.data)}`")
         return 0

@@ -26,6 +26,7 @@ import torch
 from nipad.data.sample import Sample
 from nipad.engine import integrity
 from nipad.errors import CheckpointError, ConfigError, DataError
+from nipad.models.output import AnomalyModel
 
 FILE = "calibration.json"
 ALL = "__all__"
@@ -160,7 +161,7 @@ class Calibration:
 
 
 @torch.no_grad()
-def calibrate(detector, samples: Sequence[Sample], rate: float = 0.01, source: str = "",
+def calibrate(detector: AnomalyModel, samples: Sequence[Sample], rate: float = 0.01, source: str = "",
               batch_size: int = 8) -> Calibration:
     """Run `detector` on normal `samples` and fit thresholds per (known) class and pooled; warns when a class has
     too few images to measure `rate`; DataError when no image could be read, CheckpointError (from `infer`) when

@@ -1,4 +1,4 @@
-"""Run a detector over test samples and score it with the metric protocol, per class then mean."""
+"""Run a model of any family over test samples and score it with the metric protocol, per class then mean."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from nipad.data.sample import Sample
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
 from nipad.errors import CheckpointError
 from nipad.metrics import ClassInputs, Results, evaluate
-from nipad.models.detector import Detector
+from nipad.models.output import AnomalyModel, ModelOutput
 
 
 @dataclass
@@ -30,9 +30,10 @@ class Outputs:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def batches(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0,
-            desc: str = "inference") -> Iterator[tuple[dict, dict]]:
-    """Yield (input batch, detector outputs) over `samples`, skipping unreadable images (listed in batch["skipped"])."""
+def batches(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0,
+            desc: str = "inference") -> Iterator[tuple[dict, ModelOutput | None]]:
+    """Yield (input batch, model outputs) over `samples`, skipping unreadable images (listed in batch["skipped"];
+    the outputs are None when a whole batch was unreadable)."""
     device = next(detector.parameters()).device
     dataset = ImageDataset(samples, detector.config.image_size, skip_bad=True)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_bad)
@@ -43,7 +44,7 @@ def batches(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, 
         yield batch, outputs
 
 
-def infer(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0) -> Outputs:
+def infer(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0) -> Outputs:
     """Scores, maps and masks of every readable test sample (maps and masks at the model's input size)."""
     out = Outputs()
     for batch, pred in batches(detector, samples, batch_size, workers, desc="testing"):
@@ -88,7 +89,7 @@ def score(outputs: Outputs, samples: Sequence[Sample], image_size: int, meta: di
 
 
 @torch.no_grad()
-def run_test(detector: Detector, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0,
+def run_test(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0,
                   meta: dict | None = None) -> tuple[Results, Outputs]:
     outputs = infer(detector, samples, batch_size, workers)
     return score(outputs, samples, detector.config.image_size, meta), outputs

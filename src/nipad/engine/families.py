@@ -1,54 +1,39 @@
-"""The model families nipad ships, registered with nipad.models.registry, and `load_run` for any run directory."""
+"""The model families nipad ships, listed once, and `load_run` for any run directory (its config.json names the
+family)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from nipad.engine import checkpoint
-from nipad.engine.distributed import Context
-from nipad.engine.train_config import train_preset
-from nipad.engine.trainer import Trainer
-from nipad.errors import CheckpointError
-from nipad.models.config import preset
-from nipad.models.registry import Family, all_models, family_named, family_of_model, register
+from nipad.engine import anomalysd, baselines, reconstruction
+from nipad.engine.family import Family
+from nipad.engine.run_info import RunInfo, read_family
+from nipad.errors import ConfigError
+from nipad.models.output import AnomalyModel
 
-__all__ = ["all_models", "family_of_model", "load_run", "train_reconstruction"]
+FAMILIES: tuple[Family, ...] = (reconstruction.FAMILY, anomalysd.FAMILY, *baselines.FAMILIES)
 
 
-def train_reconstruction(args: Any, dataset, samples, ctx: Context) -> None:
-    """OneNIP / UniAD from the CLI arguments (preset + overrides)."""
-    name = args.preset or ("paper" if ctx.device.type == "cuda" else "cpu")
-    model_config = preset(
-        name, args.model, image_size=args.image_size, backbone=args.backbone,
-        backbone_weights=args.backbone_weights, neck=args.neck, decoder=args.decoder,
-        restoration=False if args.no_restoration else None, refiner=False if args.no_refiner else None,
-    )
-    train_config = train_preset(
-        name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, texture_dir=args.texture_dir,
-        synthetic_pool=args.synthetic_pool, shots=args.shots, seed=args.seed, workers=args.workers,
-        device=args.device, false_alarm_rate=args.false_alarm_rate,
-    )
-    if ctx.is_main:
-        print(f"nipad: training {args.model} ({name} preset) into {args.out}")
-    Trainer(model_config, train_config, args.out, ctx, overwrite=args.overwrite).fit(samples, args.data)
+def all_models() -> list[str]:
+    return [m for f in FAMILIES for m in f.models]
 
 
-register(Family("reconstruction", ("onenip", "uniad"), train_reconstruction, checkpoint.load_detector))
-import nipad.models.anomalysd.family  # noqa: E402, F401  (registers the anomalysd family)
-import nipad.engine.baselines  # noqa: E402, F401  (registers the patchcore and padim families)
+def family_of_model(model: str) -> Family:
+    for family in FAMILIES:
+        if model in family.models:
+            return family
+    raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(all_models())}")
 
 
-def load_run(run_dir: str | Path, device: torch.device | str = "cpu"):
+def family_named(name: str) -> Family:
+    for family in FAMILIES:
+        if family.name == name:
+            return family
+    raise ConfigError(f"this run was made by model family {name!r}, which this nipad does not have")
+
+
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[AnomalyModel, RunInfo]:
     """Load any run directory with its family's loader: returns (model in eval mode, run info)."""
-    path = Path(run_dir) / checkpoint.CONFIG
-    if not path.is_file():
-        checkpoint.read_info(run_dir)  # raises the clear "not a run directory" error
-    try:
-        family = json.loads(path.read_text(encoding="utf-8")).get("family", "reconstruction")
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} is corrupt ({err}); retrain into a new folder") from err
-    return family_named(family).load(run_dir, device)
+    return family_named(read_family(run_dir)).load(run_dir, device)

@@ -26,6 +26,7 @@ from nipad.data import IMAGE_EXTENSIONS, load_image
 from nipad.engine.calibration import Calibration
 from nipad.engine.evaluate import check_finite_outputs
 from nipad.errors import ConfigError, DataError
+from nipad.models.output import AnomalyModel
 from nipad.utils.io import atomic_write, atomic_write_text
 from nipad.visualize import draw_outline, overlay_heatmap
 
@@ -151,8 +152,9 @@ def model_input(image: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
-def predict(model, calibration: Calibration, inputs: Sequence[ImageInput], device: torch.device | str = "cpu",
-            batch_size: int = 8, max_pixels: int | None = MAX_PIXELS) -> Iterator[Prediction | Skipped]:
+def predict(model: AnomalyModel, calibration: Calibration, inputs: Sequence[ImageInput],
+            device: torch.device | str = "cpu", batch_size: int = 8,
+            max_pixels: int | None = MAX_PIXELS) -> Iterator[Prediction | Skipped]:
     """One Prediction or Skipped per input (bad files, and images over `max_pixels`, are warned about, not raised),
     computed `batch_size` images at a time. `model` is any loaded run (nipad.engine.families.load_run) on `device`.
     A NaN or infinite score or map is a CheckpointError (the model is broken), never a prediction."""

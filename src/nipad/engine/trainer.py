@@ -6,6 +6,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from nipad.engine.feature_cache import FeatureCache
 from nipad.engine.features import (
     DecodedImages, SyntheticImages, default_cache_dir, feature_bank, synthetic_pool, texture_source,
 )
+from nipad.engine.run_info import CONFIG, RunInfo, load_weights, refuse_finished
 from nipad.engine.train_config import TrainConfig
 from nipad.errors import ConfigError, DataError
 from nipad.models.config import ModelConfig
@@ -76,8 +78,40 @@ def fusion_scale(detector: Detector, features: Tensor, device: torch.device, bat
     return (lo + hi) / 2
 
 
+@dataclass
+class TrainingSet:
+    """What the epochs draw from: the clean images' features (`bank`, CPU float16), each image's class index
+    (`owner`) and each class's images (`members`), and the pseudo anomalies: a fixed `pool` of (features, masks) of
+    V variants per image, or `synthetic` images made fresh at every step (pool None), or neither (no restoration)."""
+
+    bank: Tensor
+    owner: np.ndarray
+    members: list[np.ndarray]
+    synthetic: SyntheticImages | None
+    pool: tuple[Tensor, Tensor] | None
+
+    @property
+    def fresh(self) -> bool:
+        return self.synthetic is not None and self.pool is None
+
+
+@dataclass
+class Optimisation:
+    """The loss module (DDP-wrapped when distributed), the trained parameters, AdamW and its step schedule."""
+
+    objective: nn.Module
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
 class Trainer:
-    """Trains one detector for all classes of `samples` into `run_dir`."""
+    """Trains one detector for all classes of `samples` into `run_dir`.
+
+    `fit` runs these steps in order: hold out calibration images, find where an unfinished run stopped, compute
+    the feature banks and pseudo anomalies, set up the optimiser, train and checkpoint epoch by epoch, then set the
+    prompts, the fusion constant and the thresholds and mark the run finished.
+    """
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, run_dir: str | Path, ctx: Context,
                  overwrite: bool = False, cache: FeatureCache | None = None, log=print) -> None:
@@ -90,57 +124,75 @@ class Trainer:
             max_memory_bytes=0, max_disk_bytes=2 << 30,
         )
 
+    def fit(self, samples: Sequence[Sample], data_roots: Sequence[str]) -> Detector:
+        if not samples:
+            raise DataError("no training images: every class given is empty")
+        train, held = split_calibration(samples, self.tcfg.calibration_fraction, self.tcfg.seed)
+        classes = sorted({s.class_name for s in train})
+        start_epoch, state = self._resume_point(classes)
+        info = RunInfo(self.mcfg, self.tcfg.to_dict(), classes, list(map(str, data_roots)), start_epoch,
+                       extra={"n_train": len(train), "n_calibration": len(held),
+                              "history": state.get("history", []) if state else []})
+        self.log(f"nipad: {len(train)} training images in {len(classes)} classes, {len(held)} held out for "
+                 f"calibration; device {self.ctx.device}, {self.ctx.world_size} process(es)")
+        bank, held_bank = self._feature_banks(train, held)
+        data = self._training_set(train, classes, bank)
+        opt = self._optimisation(state, start_epoch)
+        sampler = self._sampler(len(train))
+        started = time.time()
+        for epoch in range(start_epoch, self.tcfg.epochs):
+            means = self._train_epoch(epoch, data, opt, sampler)
+            self._end_epoch(epoch, means, info, data, opt, started)
+        self._finish(info, data, held_bank, train, held, started)
+        return self.detector
+
     def _resume_point(self, classes: list[str]) -> tuple[int, dict | None]:
-        """Epochs already done in run_dir (0 for a new run) and the saved training state."""
-        if not (self.run_dir / checkpoint.CONFIG).exists() or self.overwrite:
+        """Epochs already done in run_dir (0 for a new run) and the saved training state; the run's weights so far
+        are loaded into the detector."""
+        refuse_finished(self.run_dir, self.overwrite)
+        if self.overwrite or not (self.run_dir / CONFIG).exists():
             return 0, None
         info = checkpoint.read_info(self.run_dir)
-        if info.finished:
-            raise ConfigError(f"{self.run_dir} already holds a finished run; choose another --out or pass --overwrite")
         if info.model != self.mcfg or info.classes != classes:
             raise ConfigError(f"{self.run_dir} holds an unfinished run of another model or data set; "
                               "choose another --out or pass --overwrite")
         state = checkpoint.load_train_state(self.run_dir)
         if state is None or info.epochs_done == 0:
             return 0, None
-        weights = checkpoint.load_weights(self.run_dir)
+        weights = load_weights(self.run_dir)
         self.detector.load_state_dict({k: v for k, v in weights.items() if k.startswith("net.")}, strict=False)
         return info.epochs_done, state
 
     def _progress(self, total: int, desc: str) -> tqdm:
         return tqdm(total=total, desc=desc, unit="img", disable=not self.ctx.is_main, leave=False, dynamic_ncols=True)
 
-    def fit(self, samples: Sequence[Sample], data_roots: Sequence[str]) -> Detector:
-        mcfg, tcfg, ctx, device = self.mcfg, self.tcfg, self.ctx, self.ctx.device
-        if not samples:
-            raise DataError("no training images: every class given is empty")
-        train, held = split_calibration(samples, tcfg.calibration_fraction, tcfg.seed)
-        classes = sorted({s.class_name for s in train})
-        start_epoch, state = self._resume_point(classes)
-        info = checkpoint.RunInfo(mcfg, tcfg.to_dict(), classes, list(map(str, data_roots)), start_epoch,
-                                  extra={"n_train": len(train), "n_calibration": len(held), "history": []})
-        if state:
-            info.extra["history"] = state.get("history", [])
-        self.log(f"nipad: {len(train)} training images in {len(classes)} classes, {len(held)} held out for "
-                 f"calibration; device {device}, {ctx.world_size} process(es)")
-
-        extractor = self.detector.extractor
+    def _feature_banks(self, train: Sequence[Sample], held: Sequence[Sample]) -> tuple[Tensor, Tensor]:
+        """Backbone features of the clean training and held-out images, computed once (and cached)."""
+        extractor, size, device = self.detector.extractor, self.mcfg.image_size, self.ctx.device
         with self._progress(len(train) + len(held), "backbone features (clean images)") as bar:
-            bank = feature_bank(extractor, train, mcfg.image_size, device, cache=self.cache, progress=bar.update)
-            held_bank = feature_bank(extractor, held, mcfg.image_size, device, cache=self.cache, progress=bar.update)
+            bank = feature_bank(extractor, train, size, device, cache=self.cache, progress=bar.update)
+            held_bank = feature_bank(extractor, held, size, device, cache=self.cache, progress=bar.update)
+        return bank, held_bank
 
+    def _training_set(self, train: Sequence[Sample], classes: list[str], bank: Tensor) -> TrainingSet:
+        """The bank with each image's class, and the pseudo anomalies of the restoration stream (OneNIP)."""
+        tcfg = self.tcfg
         owner = np.array([classes.index(s.class_name) for s in train])
         members = [np.flatnonzero(owner == c) for c in range(len(classes))]
-        synthetic = None
-        pool = None
-        if mcfg.uses_restoration:
-            images = DecodedImages([s.image_path for s in train], mcfg.image_size)
+        synthetic = pool = None
+        if self.mcfg.uses_restoration:
+            images = DecodedImages([s.image_path for s in train], self.mcfg.image_size)
             synthetic = SyntheticImages(images, PseudoAnomaly(texture_source(tcfg.texture_dir, images)), tcfg.seed)
             if tcfg.synthetic_pool > 0:
                 with self._progress(len(train) * tcfg.synthetic_pool, "pseudo anomalies (fixed pool)") as bar:
-                    pool = synthetic_pool(extractor, synthetic, tcfg.synthetic_pool, device,
+                    pool = synthetic_pool(self.detector.extractor, synthetic, tcfg.synthetic_pool, self.ctx.device,
                                           workers=tcfg.workers, progress=bar.update)
+        return TrainingSet(bank, owner, members, synthetic, pool)
 
+    def _optimisation(self, state: dict | None, start_epoch: int) -> Optimisation:
+        """Loss module (DDP with synchronised batch norm on several GPUs), AdamW and the lr drop, restored from
+        `state` when resuming."""
+        tcfg, ctx, device = self.tcfg, self.ctx, self.ctx.device
         objective: nn.Module = Objective(self.detector.net)
         if ctx.distributed:
             if device.type == "cuda":
@@ -154,86 +206,111 @@ class Trainer:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             self.log(f"nipad: resuming {self.run_dir} after epoch {start_epoch}")
+        return Optimisation(objective, params, optimizer, scheduler)
 
-        sampler = DistributedSampler(range(len(train)), num_replicas=ctx.world_size, rank=ctx.rank,
-                                     shuffle=True, seed=tcfg.seed)
+    def _sampler(self, n_train: int) -> DistributedSampler:
+        """This process's share of each epoch's shuffled images; says when the schedule is too short to learn."""
+        tcfg, ctx = self.tcfg, self.ctx
+        sampler = DistributedSampler(range(n_train), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                     seed=tcfg.seed)
         steps = tcfg.epochs * math.ceil(len(sampler) / tcfg.batch_size)
         if steps < FEW_STEPS:
-            self.log(f"nipad: note: only {steps} optimizer steps ({tcfg.epochs} epochs of {len(train)} images); "
+            self.log(f"nipad: note: only {steps} optimizer steps ({tcfg.epochs} epochs of {n_train} images); "
                      f"a small training set needs more --epochs to learn (the demo takes 720 steps)")
-        fresh = synthetic is not None and pool is None
-        amp = tcfg.amp and native_bf16(device)
-        started = time.time()
-        for epoch in range(start_epoch, tcfg.epochs):
-            sampler.set_epoch(epoch)
-            torch.manual_seed(tcfg.seed * 100_003 + ctx.rank * 1009 + epoch)  # jitter and dropout: resumable
-            self.detector.net.train()
-            if fresh:
-                synthetic.round = epoch
-                loader = DataLoader(synthetic, batch_size=tcfg.batch_size, sampler=sampler, num_workers=tcfg.workers)
-            else:
-                loader = DataLoader(range(len(train)), batch_size=tcfg.batch_size, sampler=sampler)
-            sums: dict[str, float] = defaultdict(float)
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not ctx.is_main, leave=False,
-                       dynamic_ncols=True)
-            for batch in bar:
-                index = batch[0] if fresh else batch
-                clean = bank[index].to(device).float()
-                prompt = (bank[prompt_indices(index, members, owner, tcfg.seed, epoch)].to(device).float()
-                          if mcfg.uses_prompt else None)
-                synth_feats = synth_mask = None
-                if fresh:
-                    synth_feats = extractor(batch[1].to(device)).float()
-                    synth_mask = batch[2].to(device)
-                elif pool is not None:
-                    variant = torch.tensor([np.random.default_rng([tcfg.seed, epoch, i, 2]).integers(tcfg.synthetic_pool)
-                                            for i in index.tolist()])
-                    rows = variant * len(train) + index
-                    synth_feats, synth_mask = pool[0][rows].to(device).float(), pool[1][rows].to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    losses = objective(clean, prompt, synth_feats, synth_mask)
-                optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                if tcfg.clip_grad > 0:
-                    nn.utils.clip_grad_norm_(params, tcfg.clip_grad)
-                optimizer.step()
-                for k, v in losses.items():
-                    sums[k] += v.item()
-                bar.set_postfix({k: f"{v.item():.4f}" for k, v in losses.items()})
-            scheduler.step()
-            means = {k: v / max(1, len(loader)) for k, v in sums.items()}
-            info.extra["history"].append({"epoch": epoch + 1, **means})
-            info.epochs_done = epoch + 1
-            self.log(f"epoch {epoch + 1}/{tcfg.epochs}  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items())
-                     + f"  ({time.time() - started:.0f} s)")
-            if ctx.is_main:
-                self._build_prompts(bank, owner, classes)
-                checkpoint.save_model(self.run_dir, self.detector, info)
-                checkpoint.save_train_state(self.run_dir, {
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "history": info.extra["history"],
-                })
-            barrier(ctx)
+        return sampler
 
+    def _train_epoch(self, epoch: int, data: TrainingSet, opt: Optimisation, sampler: DistributedSampler
+                     ) -> dict[str, float]:
+        """One pass over this process's images; the epoch's mean of each loss."""
+        tcfg = self.tcfg
+        sampler.set_epoch(epoch)
+        torch.manual_seed(tcfg.seed * 100_003 + self.ctx.rank * 1009 + epoch)  # jitter and dropout: resumable
+        self.detector.net.train()
+        if data.fresh:
+            data.synthetic.round = epoch
+            loader = DataLoader(data.synthetic, batch_size=tcfg.batch_size, sampler=sampler, num_workers=tcfg.workers)
+        else:
+            loader = DataLoader(range(len(data.bank)), batch_size=tcfg.batch_size, sampler=sampler)
+        sums: dict[str, float] = defaultdict(float)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not self.ctx.is_main, leave=False,
+                   dynamic_ncols=True)
+        for batch in bar:
+            losses = self._step(self._batch_inputs(batch, epoch, data), opt)
+            for k, v in losses.items():
+                sums[k] += v.item()
+            bar.set_postfix({k: f"{v.item():.4f}" for k, v in losses.items()})
+        opt.scheduler.step()
+        return {k: v / max(1, len(loader)) for k, v in sums.items()}
+
+    def _batch_inputs(self, batch, epoch: int, data: TrainingSet) -> tuple[Tensor, Tensor | None, Tensor | None,
+                                                                         Tensor | None]:
+        """(clean features, prompt features or None, pseudo-anomalous features and their masks, or None) of a batch:
+        each image's prompt is a random normal image of its class, its pseudo anomaly fresh or drawn from the pool."""
+        tcfg, device = self.tcfg, self.ctx.device
+        index = batch[0] if data.fresh else batch
+        clean = data.bank[index].to(device).float()
+        prompt = (data.bank[prompt_indices(index, data.members, data.owner, tcfg.seed, epoch)].to(device).float()
+                  if self.mcfg.uses_prompt else None)
+        if data.fresh:
+            return clean, prompt, self.detector.extractor(batch[1].to(device)).float(), batch[2].to(device)
+        if data.pool is not None:
+            variant = torch.tensor([np.random.default_rng([tcfg.seed, epoch, i, 2]).integers(tcfg.synthetic_pool)
+                                    for i in index.tolist()])
+            rows = variant * len(data.bank) + index
+            return clean, prompt, data.pool[0][rows].to(device).float(), data.pool[1][rows].to(device)
+        return clean, prompt, None, None
+
+    def _step(self, inputs: tuple[Tensor, Tensor | None, Tensor | None, Tensor | None], opt: Optimisation
+              ) -> dict[str, Tensor]:
+        """One optimiser step (bfloat16 autocast where the device runs it natively, gradient-norm clipping); the
+        step's losses."""
+        device = self.ctx.device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.tcfg.amp and native_bf16(device)):
+            losses = opt.objective(*inputs)
+        opt.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if self.tcfg.clip_grad > 0:
+            nn.utils.clip_grad_norm_(opt.params, self.tcfg.clip_grad)
+        opt.optimizer.step()
+        return losses
+
+    def _end_epoch(self, epoch: int, means: dict[str, float], info: RunInfo, data: TrainingSet, opt: Optimisation,
+                   started: float) -> None:
+        """Record the epoch's losses and write the checkpoint (weights with this epoch's prompts, training state)."""
+        info.extra["history"].append({"epoch": epoch + 1, **means})
+        info.epochs_done = epoch + 1
+        self.log(f"epoch {epoch + 1}/{self.tcfg.epochs}  " + "  ".join(f"{k} {v:.4f}" for k, v in means.items())
+                 + f"  ({time.time() - started:.0f} s)")
+        if self.ctx.is_main:
+            self._build_prompts(data.bank, data.owner, info.classes)
+            checkpoint.save_model(self.run_dir, self.detector, info)
+            checkpoint.save_train_state(self.run_dir, {
+                "optimizer": opt.optimizer.state_dict(), "scheduler": opt.scheduler.state_dict(),
+                "history": info.extra["history"],
+            })
+        barrier(self.ctx)
+
+    def _finish(self, info: RunInfo, data: TrainingSet, held_bank: Tensor, train: Sequence[Sample],
+                held: Sequence[Sample], started: float) -> None:
+        """Prompts, the fusion constant and the thresholds, all from training images; then the run is finished."""
         self.detector.eval()
-        self._build_prompts(bank, owner, classes)
+        self._build_prompts(data.bank, data.owner, info.classes)
         last = info.extra["history"][-1] if info.extra["history"] else {}
         if refiner_stalled(last):
             self.log(f"nipad: warning: the refiner has not learned to mark the pseudo anomalies (Dice loss "
                      f"{last['dice']:.4f}, {last['dice_empty']:.4f} for an empty map), so its map adds little to the "
                      f"anomaly map; train longer (--epochs) or with a lower --lr")
         if self.mcfg.uses_refiner:
-            calib = held_bank if len(held_bank) else bank
-            self.detector.fusion_scale.fill_(fusion_scale(self.detector, calib, device))
+            calib = held_bank if len(held_bank) else data.bank
+            self.detector.fusion_scale.fill_(fusion_scale(self.detector, calib, self.ctx.device))
         info.finished = True
         info.extra["train_seconds"] = round(time.time() - started, 1)
-        if ctx.is_main:
+        if self.ctx.is_main:
             source = (f"{len(held)} held-out normal training images" if held else
                       "the training images themselves (none held out: thresholds may be too low)")
-            calibrate(self.detector, held or train, tcfg.false_alarm_rate, source).save(self.run_dir)
+            calibrate(self.detector, held or train, self.tcfg.false_alarm_rate, source).save(self.run_dir)
             checkpoint.save_model(self.run_dir, self.detector, info)
-        barrier(ctx)
-        return self.detector
+        barrier(self.ctx)
 
     def _build_prompts(self, bank: Tensor, owner: np.ndarray, classes: list[str]) -> None:
         """The most typical normal training image of each class as its prompt, so a test image's nearest prompt is

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from nipad.models.backbone import create_backbone
 from nipad.models.config import ModelConfig
 from nipad.models.neck import FeatureExtractor, create_neck
+from nipad.models.output import ModelOutput
 from nipad.models.prompt_pool import PromptPool
 from nipad.models.reconstruction import ReconstructionNet
 
@@ -57,11 +58,11 @@ class Detector(nn.Module):
         prompt = self.net.encode(self.prompts.features[unique].to(features))[inverse]
         return self.net.decode(query, prompt), self.prompts.class_of(index)
 
-    def maps(self, features: Tensor) -> dict[str, Tensor | list[str] | None]:
+    def maps(self, features: Tensor) -> ModelOutput:
         """Reconstruction map, refiner map (or None), fused anomaly map (B, 1, S, S), image score (B,) and the
         class of each image's prompt."""
         rec, classes = self.reconstruct(features)
-        return {**self.score_maps(features, rec), "prompt_class": classes}
+        return ModelOutput(**self.score_maps(features, rec), prompt_class=classes)
 
     def score_maps(self, features: Tensor, rec: Tensor) -> dict[str, Tensor | None]:
         """The maps and image score from the features and their reconstruction (also the exported graph's tail)."""
@@ -82,5 +83,5 @@ class Detector(nn.Module):
         }
 
     @torch.no_grad()
-    def forward(self, images: Tensor) -> dict[str, Tensor | list[str] | None]:
+    def forward(self, images: Tensor) -> ModelOutput:
         return self.maps(self.features(images))

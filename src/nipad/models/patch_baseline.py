@@ -1,7 +1,7 @@
 """What the feature-statistics baselines (PatchCore, PaDiM) share: the frozen backbone, one fitted state per class
 (`separate` mode, the class given at test time) or one for all classes (`unified`), the class-mean descriptors that
 name a test image's class when none is given, and the upsampled, Gaussian-smoothed anomaly map (sigma 4, as both
-papers). The model answers the Detector call: images uint8 (B, 3, S, S) -> pred_score, anomaly_map, prompt_class.
+papers). The model answers every nipad model's call (nipad.models.output): images uint8 (B, 3, S, S) -> ModelOutput.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from nipad.errors import ConfigError, DataError
 from nipad.models.backbone import Backbone, create_backbone
+from nipad.models.output import ModelOutput
 from nipad.models.prompt_pool import descriptor
 
 MODES = ("separate", "unified")
@@ -160,7 +161,7 @@ class PatchBaseline(nn.Module):
         return [self.groups.index(c) for c in classes]
 
     @torch.no_grad()
-    def forward(self, images: Tensor, classes: Sequence[str] | None = None) -> dict[str, Any]:
+    def forward(self, images: Tensor, classes: Sequence[str] | None = None) -> ModelOutput:
         """Anomaly map (B, 1, S, S) and image score (B,). In separate mode the given `classes` pick each image's
         model; without them, the nearest class-mean descriptor does (reported as prompt_class)."""
         emb = self.embed(images)
@@ -180,5 +181,4 @@ class PatchBaseline(nn.Module):
         anomaly_map = smooth_map(patch, self.config.image_size, self.config.blur_sigma)
         if scores is None:
             scores = anomaly_map.flatten(1).max(dim=1).values
-        return {"pred_score": scores, "anomaly_map": anomaly_map, "prompt_class": used, "rec_map": None,
-                "ref_map": None}
+        return ModelOutput(pred_score=scores, anomaly_map=anomaly_map, prompt_class=used, rec_map=None, ref_map=None)

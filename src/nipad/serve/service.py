@@ -19,18 +19,19 @@ import numpy as np
 import torch
 
 from nipad.engine.calibration import ALL, Calibration
-from nipad.engine.checkpoint import RunInfo
 from nipad.engine.distributed import pick_device
 from nipad.engine.families import load_run
 from nipad.engine.prompts import add_prompts
+from nipad.engine.run_info import RunInfo
 from nipad.errors import CheckpointError
 from nipad.models.detector import Detector
+from nipad.models.output import AnomalyModel
 from nipad.serve.settings import ServeSettings
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    model: Any
+    model: AnomalyModel
     info: RunInfo
     calibration: Calibration
 

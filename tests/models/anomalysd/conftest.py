@@ -1,23 +1,10 @@
-"""The tiny SD inpainting model of the AnomalySD tests, saved once per session."""
+"""AnomalySD's model tests run on one torch thread (the tiny SD model, `tiny_sd`, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torch
-from anomalysd_tiny_sd import save_tiny_sd
-
-
-@pytest.fixture(scope="session")
-def tiny_sd(tmp_path_factory) -> Path:
-    return save_tiny_sd(tmp_path_factory.mktemp("tiny_sd") / "sd-inpaint")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster than several on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(threads)

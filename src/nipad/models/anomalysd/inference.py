@@ -22,6 +22,7 @@ from nipad.models.anomalysd.perceptual import Perceptual, distance_map
 from nipad.models.anomalysd.pipeline import SDParts
 from nipad.models.anomalysd.prototypes import build_bank, error_map, prototype_mask, psi
 from nipad.models.backbone import Backbone
+from nipad.models.output import ModelOutput
 from nipad.models.prompt_pool import PromptPool
 
 
@@ -96,8 +97,8 @@ class Inpainter:
 
 
 class AnomalySD(nn.Module):
-    """The whole detector: `model(images uint8 (B, 3, S, S)) -> {"pred_score" (B,), "anomaly_map" (B, 1, S, S),
-    "prompt_class", "rec_map" (S_ms), "ref_map" (S_pg or None)}` as every nipad model.
+    """The whole detector: `model(images uint8 (B, 3, S, S)) -> ModelOutput` (nipad.models.output) as every nipad
+    model, with the multi-scale map as `rec_map` and the prototype map (None without shots) as `ref_map`.
 
     `conditions` maps each class to its averaged prompt states (L, D); `shots` each class to its normal shots
     (k, 3, S, S uint8), which make the prototype banks and the class pool; `perceptual` measures D (eq. 17).
@@ -158,7 +159,7 @@ class AnomalySD(nn.Module):
         return score_image(inpaint, distance, scale_masks, proto, cfg.alpha, cfg.blur_sigma, cfg.mask_batch)
 
     @torch.no_grad()
-    def forward(self, images: Tensor, classes: Sequence[str] | None = None) -> dict[str, Tensor | list | None]:
+    def forward(self, images: Tensor, classes: Sequence[str] | None = None) -> ModelOutput:
         x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
         features = psi(self.backbone, x)
         names = list(classes) if classes is not None else self.classify(features)
@@ -166,10 +167,10 @@ class AnomalySD(nn.Module):
         outputs = [self.score_one(x[b:b + 1], features[b], name, scale_masks) for b, name in enumerate(names)]
         anomaly_map = torch.cat([o["anomaly_map"] for o in outputs])
         pg = [o["pg_map"] for o in outputs]
-        return {
-            "pred_score": anomaly_map.flatten(1).max(dim=1).values,
-            "anomaly_map": anomaly_map,
-            "prompt_class": None if any(n is None for n in names) else names,
-            "rec_map": torch.cat([o["ms_map"] for o in outputs]),
-            "ref_map": torch.cat(pg) if all(p is not None for p in pg) else None,
-        }
+        return ModelOutput(
+            pred_score=anomaly_map.flatten(1).max(dim=1).values,
+            anomaly_map=anomaly_map,
+            prompt_class=None if any(n is None for n in names) else names,
+            rec_map=torch.cat([o["ms_map"] for o in outputs]),
+            ref_map=torch.cat(pg) if all(p is not None for p in pg) else None,
+        )

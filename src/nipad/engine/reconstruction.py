@@ -1,0 +1,34 @@
+"""The "reconstruction" model family, OneNIP and UniAD: trained by nipad.engine.trainer, loaded by
+nipad.engine.checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nipad.engine import checkpoint
+from nipad.engine.distributed import Context
+from nipad.engine.family import Family, TrainData
+from nipad.engine.run_info import RECONSTRUCTION
+from nipad.engine.train_config import TrainConfig
+from nipad.engine.trainer import Trainer
+from nipad.models.config import MODELS, ModelConfig
+
+
+@dataclass(frozen=True)
+class ReconstructionTraining:
+    """Model and training settings; `preset` names the preset they came from (for the log)."""
+
+    model: ModelConfig
+    train: TrainConfig
+    preset: str
+
+
+def train(config: ReconstructionTraining, data: TrainData, run_dir: Path, *, ctx: Context,
+          overwrite: bool = False) -> None:
+    if ctx.is_main:
+        print(f"nipad: training {config.model.model} ({config.preset} preset) into {run_dir}")
+    Trainer(config.model, config.train, run_dir, ctx, overwrite=overwrite).fit(data.samples, data.roots)
+
+
+FAMILY = Family(RECONSTRUCTION, MODELS, train, checkpoint.load_detector)
