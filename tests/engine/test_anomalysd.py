@@ -102,8 +102,8 @@ def test_the_loaded_model_finds_the_class_and_counts_its_unet_evaluations(run_di
 def test_nipad_test_and_predict_take_the_run(run_dir, small_data, tmp_path, capsys):
     assert main(["test", str(run_dir), "--data", str(small_data), "--json", str(tmp_path / "m.json")]) == 0
     results = json.loads((tmp_path / "m.json").read_text())
-    assert set(results["per_class"]) == {"dots", "stripes"}
-    assert all(0 <= v["image_auroc"] <= 1 for v in results["per_class"].values())
+    assert results["n_images"] == {c: {"normal": 1, "anomalous": 2} for c in ("dots", "stripes")}  # none skipped
+    assert all(v["pixel_auroc"] is not None for v in results["per_class"].values())  # the masks were used
     image = min((small_data / "stripes" / "test" / "blob").iterdir())
     assert main(["predict", str(run_dir), str(image), "--out", str(tmp_path / "pred")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "pred" / "predictions.jsonl").read_text().splitlines()]

@@ -48,7 +48,8 @@ def test_train_checkpoint_round_trip_and_test(tiny_mvtec, tmp_path):
     assert set(results.per_class) == {"dots", "stripes"}
     assert results.n_images["dots"] == {"normal": 3, "anomalous": 4}
     assert results.eval_resolution == (64, 64)
-    assert all(0 <= v <= 1 for v in results.mean.values() if v is not None)
+    # the saturated red squares of tiny_mvtec are found (image) and located (pixel) by the two-epoch model
+    assert results.mean["image_auroc"] > 0.9 and results.mean["pixel_auroc"] > 0.8
     assert outputs.skipped == []
 
 
