@@ -40,7 +40,8 @@ FLAGS = sorted({flag for flags in READS.values() for flag in flags})
 def warn_unread(args: argparse.Namespace) -> None:
     """Warn about each given flag that the chosen --model does not read."""
     for flag in FLAGS:
-        if flag not in READS[args.model] and getattr(args, flag, None) not in (None, False):
+        value = getattr(args, flag, None)
+        if flag not in READS[args.model] and value is not None and value is not False:  # 0 is a given value
             warnings.warn(f"--{flag.replace('_', '-')} does not apply to {args.model}; ignored", stacklevel=3)
 
 

@@ -1,0 +1,68 @@
+"""`nipad train` flags -> each family's typed config: the flags land in it, and one rule warns about a flag the
+chosen model does not read, whatever the family."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from nipad.cli.main import build_parser
+from nipad.cli.train_args import READS, training_config
+from nipad.engine.anomalysd import AnomalySDTraining
+from nipad.engine.baselines import BaselineTraining
+from nipad.engine.families import all_models
+from nipad.engine.reconstruction import ReconstructionTraining
+
+CPU = torch.device("cpu")
+
+
+def _config(*argv: str):
+    return training_config(build_parser().parse_args(["train", "--data", "d", "--out", "o", *argv]), CPU)
+
+
+def test_every_model_lists_the_flags_it_reads():
+    assert set(READS) == set(all_models())
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--model", "onenip", "--coreset-ratio", "0.1"], "--coreset-ratio"),
+    (["--model", "uniad", "--no-refiner"], "--no-refiner"),
+    (["--model", "patchcore", "--epochs", "3"], "--epochs"),
+    (["--model", "padim", "--coreset-ratio", "0.1"], "--coreset-ratio"),
+    (["--model", "knn", "--sd-save-minutes", "0"], "--sd-save-minutes"),
+    (["--model", "anomalysd", "--shots", "1", "--perceptual", "lite0", "--mode", "separate"], "--mode"),
+])
+def test_a_flag_the_model_does_not_read_is_warned_about(argv, flag):
+    with pytest.warns(UserWarning, match=f"{flag} does not apply to {argv[1]}; ignored"):
+        _config(*argv)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--model", "onenip", "--preset", "cpu", "--epochs", "2", "--lr", "0.001", "--neck", "mfcn", "--decoder", "static",
+     "--no-restoration", "--no-refiner", "--texture-dir", "t", "--synthetic-pool", "2", "--workers", "1"],
+    ["--model", "patchcore", "--mode", "separate", "--coreset-ratio", "0.1", "--shots", "2", "--batch-size", "4"],
+    ["--model", "anomalysd", "--shots", "1", "--sd-model", "sd", "--sd-steps", "4", "--sd-lambda", "0.5",
+     "--sd-scales", "1,2", "--sd-mask-batch", "2", "--sd-decoder-epochs", "1", "--perceptual", "lite0",
+     "--sd-save-minutes", "0", "--epochs", "2", "--lr", "0.001"],
+])
+def test_the_model_s_own_flags_are_not_warned_about(argv):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _config(*argv, "--image-size", "64", "--seed", "3", "--false-alarm-rate", "0.05")
+
+
+def test_the_flags_land_in_the_family_s_typed_config():
+    rec = _config("--model", "uniad", "--epochs", "3", "--neck", "mfcn", "--image-size", "64", "--shots", "4")
+    assert isinstance(rec, ReconstructionTraining) and rec.preset == "cpu" and rec.model.model == "uniad"
+    assert rec.model.neck == "mfcn" and rec.model.image_size == 64 and rec.train.epochs == 3 and rec.train.shots == 4
+    base = _config("--model", "padim", "--padim-dims", "7", "--batch-size", "4", "--shots", "5", "--seed", "9",
+                   "--false-alarm-rate", "0.05")
+    assert isinstance(base, BaselineTraining) and base.model.dims == 7 and base.model.seed == 9
+    assert (base.train.batch_size, base.train.shots, base.train.false_alarm_rate) == (4, 5, 0.05)
+    sd = _config("--model", "anomalysd", "--shots", "2", "--sd-model", "sd", "--sd-lambda", "0.5", "--sd-lambda",
+                 "dots=0.3", "--perceptual", "lite0", "--epochs", "6")
+    assert isinstance(sd, AnomalySDTraining) and sd.model.shots == 2 and sd.model.perceptual == "lite0"
+    assert sd.model.strength == 0.5 and sd.model.class_strength == {"dots": 0.3} and sd.tuning.epochs == 6
+    assert sd.save_minutes == 10.0 and sd.false_alarm_rate == 0.01  # the defaults where no flag is given
