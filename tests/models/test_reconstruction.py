@@ -23,13 +23,13 @@ def test_shapes_for_both_models():
             assert logits.shape == (3, 1, 64, 64)
 
 
-def test_paper_preset_sizes_match_the_spec():
+def test_paper_preset_sizes_match_the_authors_model():
     config = preset("paper")
     assert (config.hidden_dim, config.heads, config.encoder_layers, config.decoder_layers) == (256, 8, 4, 4)
     assert config.feature_size == 14 and config.window == 7
     net = ReconstructionNet(config, 272)
     n = sum(p.numel() for p in net.parameters())
-    assert abs(n - 8.37e6) / 8.37e6 < 0.01, n  # the spec's OneNIP count for B4's 272 channels
+    assert abs(n - 8.37e6) / 8.37e6 < 0.01, n  # the authors' OneNIP with B4's 272 channels (../shared/docs/onenip-spec.md)
 
 
 def test_jitter_scale_follows_token_norm():

@@ -2,9 +2,9 @@
 
 Stream P starts as the encoded prompt tokens, stream I as the encoded query-image tokens (the authors' code calls
 them "queries" and "keys"). In each block the prompt attends to the image, then the image attends to the updated
-prompt; a final unmasked attention of P to I gives the reconstruction, read from the prompt stream (spec 2.6, after
-the authors' fix a6e80fa). `static=True` is the paper's unidirectional ablation: the prompt tokens stay fixed and
-the image tokens only read from them.
+prompt; a final unmasked attention of P to I gives the reconstruction, read from the prompt stream
+(../shared/docs/onenip-spec.md, 2.6, after the authors' fix a6e80fa). `static=True` is the paper's unidirectional
+ablation: the prompt tokens stay fixed and the image tokens only read from them.
 """
 
 from __future__ import annotations

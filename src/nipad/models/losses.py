@@ -1,4 +1,4 @@
-"""Training losses of OneNIP: feature MSE (reconstruction and restoration) and the refiner's Dice loss."""
+"""The refiner's Dice loss, as the authors' BinaryDiceLoss (the feature MSE losses are in objective.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """OneNIP's supervised refiner: feature error (B, C, h, w) -> anomaly logits at the image size.
 
 Two blocks of 3x3 conv (no bias) + BatchNorm + ReLU + 2x2 transposed conv (stride 2), then a 1x1 conv to one
-channel (stride 4 of the feature map), upsampled bilinearly (align_corners=True) to the input size (spec 4).
+channel (stride 4 of the feature map), upsampled bilinearly (align_corners=True) to the input size
+(../shared/docs/onenip-spec.md, section 4).
 """
 
 from __future__ import annotations
