@@ -1,0 +1,18 @@
+"""Training settings: saved and read back; an unknown setting is refused, as the model settings refuse theirs."""
+
+from __future__ import annotations
+
+import pytest
+
+from nipad.engine.train_config import TrainConfig, train_preset
+from nipad.errors import ConfigError
+from nipad.models.config import ModelConfig
+
+
+def test_settings_round_trip_and_unknown_ones_are_refused_like_the_model_settings():
+    config = train_preset("cpu", epochs=3, texture_dir="dtd")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match=r"unknown training settings \['warmup'\]"):
+        TrainConfig.from_dict({**config.to_dict(), "warmup": 5})
+    with pytest.raises(ConfigError, match=r"unknown model settings \['warmup'\]"):
+        ModelConfig.from_dict({**ModelConfig().to_dict(), "warmup": 5})
