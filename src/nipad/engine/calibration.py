@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,7 +27,9 @@ import torch
 from nipad.data.sample import Sample
 from nipad.engine import integrity
 from nipad.errors import CheckpointError, ConfigError, DataError
-from nipad.models.output import AnomalyModel
+
+if TYPE_CHECKING:  # the ONNX runner reads calibrations without any model code
+    from nipad.models.output import AnomalyModel
 
 FILE = "calibration.json"
 ALL = "__all__"
