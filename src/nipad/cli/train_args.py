@@ -23,11 +23,12 @@ from nipad.models.anomalysd.config import AnomalySDConfig, FinetuneConfig
 from nipad.models.anomalysd.perceptual import choose
 from nipad.models.config import preset
 
-SHARED = ("image_size", "backbone", "backbone_weights", "batch_size", "shots", "seed", "false_alarm_rate")
-OWN_RECONSTRUCTION = ("preset", "epochs", "lr", "neck", "workers")
-READS: dict[str, tuple[str, ...]] = {  # the model's own flags, beyond SHARED and --data --classes --out --device ...
-    "onenip": (*OWN_RECONSTRUCTION, "decoder", "no_restoration", "no_refiner", "texture_dir", "synthetic_pool"),
-    "uniad": OWN_RECONSTRUCTION,
+# the flags each model reads besides those every model reads (--data --classes --out --device --overwrite
+# --image-size --backbone --backbone-weights --batch-size --shots --seed --false-alarm-rate)
+UNIAD = ("preset", "epochs", "lr", "neck")
+READS: dict[str, tuple[str, ...]] = {
+    "onenip": (*UNIAD, "decoder", "no_restoration", "no_refiner", "texture_dir", "synthetic_pool", "workers"),
+    "uniad": UNIAD,
     "patchcore": ("mode", "coreset_ratio"),
     "padim": ("mode", "padim_dims"),
     "knn": ("mode",),
