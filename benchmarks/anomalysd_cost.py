@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "models" 
 from anomalysd_tiny_sd import save_tiny_sd
 
 from nipad.models.anomalysd.config import AnomalySDConfig
-from nipad.models.anomalysd.family import build_model
+from nipad.models.anomalysd.build import build_model
 from nipad.models.anomalysd.inference import unet_evaluations
 from nipad.models.anomalysd.perceptual import choose
 from nipad.models.anomalysd.pipeline import load_sd

@@ -24,7 +24,7 @@ def neighbour_mask(height: int, width: int, neighbour_size: int) -> Tensor:
     if near.all(dim=1).any():
         raise ConfigError(
             f"neighbour mask of size {neighbour_size} hides every token of a {height}x{width} feature map; "
-            "use a smaller --neighbour-size or a larger image size"
+            "use a larger --image-size"
         )
     return near
 
