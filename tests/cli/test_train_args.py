@@ -30,6 +30,7 @@ def test_every_model_lists_the_flags_it_reads():
     (["--model", "onenip", "--coreset-ratio", "0.1"], "--coreset-ratio"),
     (["--model", "uniad", "--no-refiner"], "--no-refiner"),
     (["--model", "patchcore", "--epochs", "3"], "--epochs"),
+    (["--model", "padim", "--fp32"], "--fp32"),
     (["--model", "padim", "--coreset-ratio", "0.1"], "--coreset-ratio"),
     (["--model", "knn", "--sd-save-minutes", "0"], "--sd-save-minutes"),
     (["--model", "anomalysd", "--shots", "1", "--perceptual", "lite0", "--mode", "separate"], "--mode"),
@@ -57,6 +58,7 @@ def test_the_flags_land_in_the_family_s_typed_config():
     rec = _config("--model", "uniad", "--epochs", "3", "--neck", "mfcn", "--image-size", "64", "--shots", "4")
     assert isinstance(rec, ReconstructionTraining) and rec.preset == "cpu" and rec.model.model == "uniad"
     assert rec.model.neck == "mfcn" and rec.model.image_size == 64 and rec.train.epochs == 3 and rec.train.shots == 4
+    assert rec.train.amp and not _config("--model", "onenip", "--fp32").train.amp
     base = _config("--model", "padim", "--padim-dims", "7", "--batch-size", "4", "--shots", "5", "--seed", "9",
                    "--false-alarm-rate", "0.05")
     assert isinstance(base, BaselineTraining) and base.model.dims == 7 and base.model.seed == 9

@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--workers", type=int, help="data-loading processes")
+    p.add_argument("--fp32", action="store_true", help="onenip/uniad: train in float32 where bfloat16 autocast "
+                   "would run natively (CUDA, CPUs with AVX512-BF16/AMX)")
     p.add_argument("--false-alarm-rate", type=float, metavar="RATE",
                    help="target false alarm rate of the thresholds set on held-out normal images (default 0.01)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in RUN_DIR")
