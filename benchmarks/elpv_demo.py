@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
+from nipad.cli.demo_cmd import demo_training
 from nipad.data.elpv import read_elpv
 from nipad.engine.baselines import fit_baseline
 from nipad.engine.checkpoint import load_detector
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
-from nipad.engine.train_config import train_preset
 from nipad.engine.trainer import Trainer, split_calibration
 from nipad.models.config import preset
 from nipad.models.knn import KnnConfig
@@ -50,7 +50,7 @@ def main() -> None:
             started = time.time()
             if method == "onenip":
                 run_dir = Path(tmp) / "run"
-                Trainer(preset("cpu", neck=args.neck), train_preset("cpu", epochs=args.epochs, seed=args.seed),
+                Trainer(preset("cpu", neck=args.neck), demo_training(args.epochs, args.seed),
                         run_dir, Context(0, 1, torch.device("cpu")), overwrite=True, log=lambda *a: None
                         ).fit(data.train, ["elpv"])
                 model, _ = load_detector(run_dir)
