@@ -1,7 +1,7 @@
 """The demo's data (ELPV solar cells, mono + poly, 80 normal training cells each, 40 + 40 test cells each): OneNIP
 trained as `nipad demo` trains it, against the kNN and PatchCore baselines on the same cells.
 
-    .venv/bin/python benchmarks/elpv_demo.py [--epochs 40] [--seed 133] [--neck pooled|mfcn] [--threads 2] [--json OUT]
+    .venv/bin/python benchmarks/elpv_demo.py [--epochs 30] [--seed 133] [--neck pooled|mfcn] [--threads 2] [--json OUT]
 
 Prints image AUROC / AP per class and their mean (ELPV has image labels only), with each method's train seconds,
 and writes them to --json (default benchmarks/figures/elpv_demo.json).
@@ -35,7 +35,7 @@ METRICS = ("image_auroc", "image_ap")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=40, help="OneNIP epochs (the demo's 40)")
+    parser.add_argument("--epochs", type=int, default=30, help="OneNIP epochs (the demo's 30)")
     parser.add_argument("--seed", type=int, default=133)
     parser.add_argument("--neck", choices=NECKS, help="OneNIP's neck (default: the cpu preset's)")
     parser.add_argument("--threads", type=int, default=2)
