@@ -216,7 +216,7 @@ class Trainer:
         steps = tcfg.epochs * math.ceil(len(sampler) / tcfg.batch_size)
         if steps < FEW_STEPS:
             self.log(f"nipad: note: only {steps} optimizer steps ({tcfg.epochs} epochs of {n_train} images); "
-                     f"a small training set needs more --epochs to learn (the demo takes 720 steps)")
+                     f"a small training set needs more --epochs to learn (the demo takes 540: 30 epochs of 18)")
         return sampler
 
     def _train_epoch(self, epoch: int, data: TrainingSet, opt: Optimisation, sampler: DistributedSampler
