@@ -117,6 +117,7 @@ class Trainer:
                  overwrite: bool = False, cache: FeatureCache | None = None, log=print) -> None:
         self.mcfg, self.tcfg, self.run_dir, self.ctx = model_config, train_config, Path(run_dir), ctx
         self.overwrite, self.log = overwrite, log if ctx.is_main else (lambda *a, **k: None)
+        self.bf16 = train_config.amp and native_bf16(ctx.device)  # decided once, not at every step
         torch.manual_seed(train_config.seed)
         self.detector = Detector(model_config).to(ctx.device)
         self.cache = cache if cache is not None else FeatureCache(
@@ -265,7 +266,7 @@ class Trainer:
         """One optimiser step (bfloat16 autocast where the device runs it natively, gradient-norm clipping); the
         step's losses."""
         device = self.ctx.device
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.tcfg.amp and native_bf16(device)):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
             losses = opt.objective(*inputs)
         opt.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
