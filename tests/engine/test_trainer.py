@@ -53,6 +53,17 @@ def test_train_checkpoint_round_trip_and_test(tiny_mvtec, tmp_path):
     assert outputs.skipped == []
 
 
+def test_fusion_constant_spans_held_out_normals_and_their_pseudo_anomalies(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    detector = _train(tmp_path / "run", data).eval()
+    train, held = split_calibration(data.train, TrainConfig().calibration_fraction, TrainConfig().seed)
+    images = torch.stack([torch.from_numpy(load_image(s.image_path, 64)).permute(2, 0, 1) for s in held])
+    normal = detector(images)["rec_map"]
+    c_normal = float(normal.min() + normal.max()) / 2
+    # c spans the pseudo-anomalous copies too, so it is not the normal images' own (max + min) / 2
+    assert float(detector.fusion_scale) != pytest.approx(c_normal, rel=0.01)
+
+
 def test_a_short_schedule_is_pointed_out(tiny_mvtec, tmp_path):
     data = open_dataset(tiny_mvtec)
     lines = []

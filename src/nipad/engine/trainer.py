@@ -35,6 +35,7 @@ from nipad.synth import PseudoAnomaly
 
 
 REFINER_STALLED = 0.98  # last-epoch Dice / all-zero-map Dice above this: the refiner marks (almost) nothing
+FUSION_SEED = 2_000_003  # the pseudo anomalies that set the fusion constant: a seed apart from the training draws
 FEW_STEPS = 500  # fewer steps left the cpu preset barely trained: ELPV demo 180 steps image AUROC 57%, 720 steps 79%
 
 
@@ -70,7 +71,8 @@ def prompt_indices(index: Tensor, class_members: list[np.ndarray], owner: np.nda
 
 @torch.no_grad()
 def fusion_scale(detector: Detector, features: Tensor, device: torch.device, batch_size: int = 32) -> float:
-    """The authors' c = (max + min) / 2 of the reconstruction maps, measured on held-out normal images."""
+    """The authors' c = (max + min) / 2 of the reconstruction maps over `features` (the trainer passes held-out
+    normal images and a pseudo-anomalous copy of each: the authors take it over a test set that holds anomalies)."""
     lo, hi = math.inf, -math.inf
     for start in range(0, len(features), batch_size):
         rec = detector.maps(features[start:start + batch_size].to(device).float())["rec_map"]
@@ -302,7 +304,8 @@ class Trainer:
                      f"{last['dice']:.4f}, {last['dice_empty']:.4f} for an empty map), so its map adds little to the "
                      f"anomaly map; train longer (--epochs) or with a lower --lr")
         if self.mcfg.uses_refiner:
-            calib = held_bank if len(held_bank) else data.bank
+            normal = held_bank if len(held_bank) else data.bank
+            calib = torch.cat([normal, self._pseudo_anomalous(held or train, train)])
             self.detector.fusion_scale.fill_(fusion_scale(self.detector, calib, self.ctx.device))
         info.finished = True
         info.extra["train_seconds"] = round(time.time() - started, 1)
@@ -312,6 +315,14 @@ class Trainer:
             calibrate(self.detector, held or train, self.tcfg.false_alarm_rate, source).save(self.run_dir)
             checkpoint.save_model(self.run_dir, self.detector, info)
         barrier(self.ctx)
+
+    def _pseudo_anomalous(self, samples: Sequence[Sample], train: Sequence[Sample]) -> Tensor:
+        """Features of one pseudo-anomalous copy of each of `samples`, drawn with a seed no training draw uses
+        (textures from the training images, as in training)."""
+        size = self.mcfg.image_size
+        pseudo = PseudoAnomaly(texture_source(self.tcfg.texture_dir, DecodedImages([s.image_path for s in train], size)))
+        copies = SyntheticImages(DecodedImages([s.image_path for s in samples], size), pseudo, FUSION_SEED)
+        return synthetic_pool(self.detector.extractor, copies, 1, self.ctx.device, workers=self.tcfg.workers)[0]
 
     def _build_prompts(self, bank: Tensor, owner: np.ndarray, classes: list[str]) -> None:
         """The most typical normal training image of each class as its prompt, so a test image's nearest prompt is

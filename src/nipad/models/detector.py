@@ -28,8 +28,9 @@ def image_score(anomaly_map: Tensor, pool: int) -> Tensor:
 class Detector(nn.Module):
     """OneNIP or UniAD, end to end from uint8 images.
 
-    `fusion_scale` is the authors' c = (max + min) / 2 of the reconstruction maps, here measured on held-out
-    NORMAL training images at the end of training (the authors measure it on the test set, which is transductive).
+    `fusion_scale` is the authors' c = (max + min) / 2 of the reconstruction maps. The authors measure it on the
+    test set, anomalies included (transductive); here it is measured at the end of training on held-out normal
+    training images and a pseudo-anomalous copy of each.
     """
 
     def __init__(self, config: ModelConfig, extractor: FeatureExtractor | None = None) -> None:
