@@ -25,7 +25,7 @@ from nipad.models.config import preset
 
 # the flags each model reads besides those every model reads (--data --classes --out --device --overwrite
 # --image-size --backbone --backbone-weights --batch-size --shots --seed --false-alarm-rate)
-UNIAD = ("preset", "epochs", "lr", "neck", "fp32")
+UNIAD = ("preset", "epochs", "lr", "warmup_steps", "neck", "fp32")
 READS: dict[str, tuple[str, ...]] = {
     "onenip": (*UNIAD, "decoder", "no_restoration", "no_refiner", "texture_dir", "synthetic_pool", "workers"),
     "uniad": UNIAD,
@@ -55,7 +55,8 @@ def reconstruction_training(args: argparse.Namespace, device: torch.device) -> R
         restoration=False if args.no_restoration else None, refiner=False if args.no_refiner else None,
     )
     train = train_preset(
-        name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, texture_dir=args.texture_dir,
+        name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+        texture_dir=args.texture_dir,
         synthetic_pool=args.synthetic_pool, shots=args.shots, seed=args.seed, workers=args.workers,
         device=args.device, false_alarm_rate=args.false_alarm_rate, amp=False if args.fp32 else None,
     )

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--warmup-steps", type=int, metavar="N", help="onenip/uniad: raise the lr linearly over the first N "
+                   "optimiser steps (0: none, the authors' schedule)")
     p.add_argument("--image-size", type=int)
     p.add_argument("--backbone", help="lite0 (default), lite1, lite2, or a timm EfficientNet name with --backbone-weights")
     p.add_argument("--backbone-weights", metavar="PATH", help="local weights file for the backbone")

@@ -12,6 +12,8 @@ from nipad.errors import ConfigError
 class TrainConfig:
     """Authors' schedule by default: AdamW 1e-4 / wd 1e-4, grad-norm clip 0.1, lr x0.1 at 80% of the epochs.
 
+    `warmup_steps` > 0 raises the lr linearly over the first optimiser steps (not in the authors' schedule).
+
     `synthetic_pool` = V > 0 draws each image's pseudo anomaly from V variants made once (their backbone features
     computed once), which makes CPU training spend its time on the transformer; 0 makes a fresh pseudo anomaly at
     every step (the authors' way, for a GPU). `calibration_fraction` of each class's normal training images is held
@@ -26,6 +28,7 @@ class TrainConfig:
     clip_grad: float = 0.1
     lr_drop_at: float = 0.8
     lr_gamma: float = 0.1
+    warmup_steps: int = 0
     seed: int = 133
     synthetic_pool: int = 0
     calibration_fraction: float = 0.1
@@ -40,6 +43,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("--epochs and --batch-size must be at least 1")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
         if not 0.0 <= self.calibration_fraction < 1.0:
             raise ConfigError(f"calibration fraction must be in [0, 1), got {self.calibration_fraction}")
 

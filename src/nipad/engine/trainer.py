@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import defaultdict
@@ -43,6 +44,12 @@ def refiner_stalled(epoch_means: dict[str, float]) -> bool:
     """Whether an epoch's mean Dice loss is at the level of an all-zero refiner map: a refiner stuck predicting nothing,
     as seen with the cpu preset widened to hidden 256 (Dice loss 0.49-0.50 for 16 epochs, about 0.50 for an empty map)."""
     return "dice_empty" in epoch_means and epoch_means["dice"] > REFINER_STALLED * epoch_means["dice_empty"]
+
+
+def lr_factor(step: int, warmup: int, drop: int, gamma: float) -> float:
+    """The lr multiplier at optimiser step `step`: linear warmup over the first `warmup` steps, then x`gamma` from
+    step `drop` on (the authors' single drop)."""
+    return min(1.0, (step + 1) / warmup if warmup > 0 else 1.0) * (gamma if step >= drop else 1.0)
 
 
 def split_calibration(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -140,8 +147,8 @@ class Trainer:
                  f"calibration; device {self.ctx.device}, {self.ctx.world_size} process(es)")
         bank, held_bank = self._feature_banks(train, held)
         data = self._training_set(train, classes, bank)
-        opt = self._optimisation(state, start_epoch)
         sampler = self._sampler(len(train))
+        opt = self._optimisation(state, start_epoch, math.ceil(len(sampler) / self.tcfg.batch_size))
         started = time.time()
         for epoch in range(start_epoch, self.tcfg.epochs):
             means = self._train_epoch(epoch, data, opt, sampler)
@@ -192,9 +199,9 @@ class Trainer:
                                           workers=tcfg.workers, progress=bar.update)
         return TrainingSet(bank, owner, members, synthetic, pool)
 
-    def _optimisation(self, state: dict | None, start_epoch: int) -> Optimisation:
-        """Loss module (DDP with synchronised batch norm on several GPUs), AdamW and the lr drop, restored from
-        `state` when resuming."""
+    def _optimisation(self, state: dict | None, start_epoch: int, steps_per_epoch: int) -> Optimisation:
+        """Loss module (DDP with synchronised batch norm on several GPUs), AdamW and its per-step lr schedule
+        (`lr_factor`), restored from `state` when resuming."""
         tcfg, ctx, device = self.tcfg, self.ctx, self.ctx.device
         objective: nn.Module = Objective(self.detector.net)
         if ctx.distributed:
@@ -203,12 +210,15 @@ class Trainer:
             objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
         params = [p for p in self.detector.net.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        drop = max(1, int(tcfg.lr_drop_at * tcfg.epochs))
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [drop], gamma=tcfg.lr_gamma)
+        drop_step = max(1, int(tcfg.lr_drop_at * tcfg.epochs)) * steps_per_epoch
         if state:
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
             self.log(f"nipad: resuming {self.run_dir} after epoch {start_epoch}")
+        for group in optimizer.param_groups:
+            group["initial_lr"] = tcfg.lr
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, functools.partial(lr_factor, warmup=tcfg.warmup_steps, drop=drop_step, gamma=tcfg.lr_gamma),
+            last_epoch=start_epoch * steps_per_epoch - 1)
         return Optimisation(objective, params, optimizer, scheduler)
 
     def _sampler(self, n_train: int) -> DistributedSampler:
@@ -242,7 +252,6 @@ class Trainer:
             for k, v in losses.items():
                 sums[k] += v.item()
             bar.set_postfix({k: f"{v.item():.4f}" for k, v in losses.items()})
-        opt.scheduler.step()
         return {k: v / max(1, len(loader)) for k, v in sums.items()}
 
     def _batch_inputs(self, batch, epoch: int, data: TrainingSet) -> tuple[Tensor, Tensor | None, Tensor | None,
@@ -275,6 +284,7 @@ class Trainer:
         if self.tcfg.clip_grad > 0:
             nn.utils.clip_grad_norm_(opt.params, self.tcfg.clip_grad)
         opt.optimizer.step()
+        opt.scheduler.step()
         return losses
 
     def _end_epoch(self, epoch: int, means: dict[str, float], info: RunInfo, data: TrainingSet, opt: Optimisation,
