@@ -9,7 +9,7 @@ from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
 from nipad.engine.run_info import WEIGHTS
 from nipad.engine.train_config import TrainConfig
-from nipad.engine.trainer import Trainer, refiner_stalled, split_calibration
+from nipad.engine.trainer import Trainer, lr_factor, refiner_stalled, split_calibration
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.config import ModelConfig
 from nipad.models.prompt_pool import central
@@ -108,15 +108,16 @@ def test_finished_run_is_not_overwritten(tiny_mvtec, tmp_path):
     assert (tmp_path / "run" / WEIGHTS).read_bytes() == before
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_mvtec, tmp_path):
-    data = open_dataset(tiny_mvtec)
-    full = _train(tmp_path / "full", data, epochs=3)
-    resumed = _train(_partial(tmp_path, data), data, epochs=3)
+@pytest.mark.parametrize("warmup_steps", [0, 7])
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_mvtec, tmp_path, warmup_steps):
+    data = open_dataset(tiny_mvtec)  # 3 steps per epoch: a 7-step warmup runs on into the resumed third epoch
+    full = _train(tmp_path / "full", data, epochs=3, warmup_steps=warmup_steps)
+    resumed = _train(_partial(tmp_path, data, warmup_steps=warmup_steps), data, epochs=3, warmup_steps=warmup_steps)
     for (k, a), b in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5), k
 
 
-def _partial(tmp_path, data):
+def _partial(tmp_path, data, **kw):
     """A run of 3 planned epochs interrupted (KeyboardInterrupt) during epoch 3."""
     run = tmp_path / "partial"
     import nipad.engine.trainer as trainer_mod
@@ -134,7 +135,7 @@ def _partial(tmp_path, data):
     trainer_mod.Objective.forward = flaky
     try:
         with pytest.raises(KeyboardInterrupt):
-            _train(run, data, epochs=3)
+            _train(run, data, epochs=3, **kw)
     finally:
         trainer_mod.Objective.forward = original
     assert checkpoint.read_info(run).epochs_done == 2
@@ -157,6 +158,12 @@ def test_fresh_pseudo_anomalies_every_step_train_too(tiny_mvtec, tmp_path):
     _train(tmp_path / "run", data, epochs=1, pool=0)
     history = checkpoint.read_info(tmp_path / "run").extra["history"]
     assert len(history) == 1 and history[0]["dice"] > 0 and history[0]["mse"] > 0
+
+
+def test_lr_factor_warms_up_linearly_then_drops_once():
+    factors = [lr_factor(step, warmup=4, drop=6, gamma=0.1) for step in range(8)]
+    assert factors == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 0.1, 0.1])
+    assert [lr_factor(step, warmup=0, drop=2, gamma=0.1) for step in range(3)] == pytest.approx([1.0, 1.0, 0.1])
 
 
 def test_refiner_stalled_compares_the_dice_loss_with_an_empty_maps():
