@@ -9,7 +9,7 @@ from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
 from nipad.engine.run_info import WEIGHTS
 from nipad.engine.train_config import TrainConfig
-from nipad.engine.trainer import Trainer, lr_factor, refiner_stalled, split_calibration
+from nipad.engine.trainer import Trainer, lr_factor, refiner_stalled, schedule_steps, split_calibration
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.config import ModelConfig
 from nipad.models.prompt_pool import central
@@ -108,16 +108,15 @@ def test_finished_run_is_not_overwritten(tiny_mvtec, tmp_path):
     assert (tmp_path / "run" / WEIGHTS).read_bytes() == before
 
 
-@pytest.mark.parametrize("warmup_steps", [0, 7])
-def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_mvtec, tmp_path, warmup_steps):
-    data = open_dataset(tiny_mvtec)  # 3 steps per epoch: a 7-step warmup runs on into the resumed third epoch
-    full = _train(tmp_path / "full", data, epochs=3, warmup_steps=warmup_steps)
-    resumed = _train(_partial(tmp_path, data, warmup_steps=warmup_steps), data, epochs=3, warmup_steps=warmup_steps)
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)  # the lr drops at epoch 3, after the interruption: the schedule resumes too
+    full = _train(tmp_path / "full", data, epochs=3)
+    resumed = _train(_partial(tmp_path, data), data, epochs=3)
     for (k, a), b in zip(full.net.state_dict().items(), resumed.net.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5), k
 
 
-def _partial(tmp_path, data, **kw):
+def _partial(tmp_path, data):
     """A run of 3 planned epochs interrupted (KeyboardInterrupt) during epoch 3."""
     run = tmp_path / "partial"
     import nipad.engine.trainer as trainer_mod
@@ -135,7 +134,7 @@ def _partial(tmp_path, data, **kw):
     trainer_mod.Objective.forward = flaky
     try:
         with pytest.raises(KeyboardInterrupt):
-            _train(run, data, epochs=3, **kw)
+            _train(run, data, epochs=3)
     finally:
         trainer_mod.Objective.forward = original
     assert checkpoint.read_info(run).epochs_done == 2
@@ -164,6 +163,12 @@ def test_lr_factor_warms_up_linearly_then_drops_once():
     factors = [lr_factor(step, warmup=4, drop=6, gamma=0.1) for step in range(8)]
     assert factors == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 0.1, 0.1])
     assert [lr_factor(step, warmup=0, drop=2, gamma=0.1) for step in range(3)] == pytest.approx([1.0, 1.0, 0.1])
+
+
+def test_warmup_takes_at_most_a_tenth_of_the_schedule():
+    config = TrainConfig(epochs=30, warmup_steps=300, lr_drop_at=0.8)
+    assert schedule_steps(config, 104) == (300, 24 * 104)  # the cpu preset on bottle + magnetic_tile
+    assert schedule_steps(config, 5) == (15, 24 * 5)  # 150 steps in all: a 15-step warmup
 
 
 def test_refiner_stalled_compares_the_dice_loss_with_an_empty_maps():

@@ -12,7 +12,8 @@ from nipad.errors import ConfigError
 class TrainConfig:
     """Authors' schedule by default: AdamW 1e-4 / wd 1e-4, grad-norm clip 0.1, lr x0.1 at 80% of the epochs.
 
-    `warmup_steps` > 0 raises the lr linearly over the first optimiser steps (not in the authors' schedule).
+    `warmup_steps` > 0 raises the lr linearly over the first optimiser steps, at most a tenth of the schedule (not in
+    the authors' schedule).
 
     `synthetic_pool` = V > 0 draws each image's pseudo anomaly from V variants made once (their backbone features
     computed once), which makes CPU training spend its time on the transformer; 0 makes a fresh pseudo anomaly at
@@ -65,12 +66,14 @@ class TrainConfig:
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"epochs": 1000, "batch_size": 8, "synthetic_pool": 0},
-    "cpu": {"epochs": 30, "batch_size": 8, "lr": 4e-4, "synthetic_pool": 4},
+    "cpu": {"epochs": 30, "batch_size": 8, "lr": 1e-3, "warmup_steps": 300, "synthetic_pool": 4},
 }
-"""The cpu preset trains a short schedule, so it takes a higher lr than the authors' 1e-4; 30 epochs because at 20 the
-training loss was still falling (bottle + magnetic_tile: MSE 1.76 after 20 epochs, 1.61 after 24 of a 40-epoch run).
-lr 1e-3 is not the default: on bottle + magnetic_tile it drove the refiner to an all-zero map by the second epoch
-(Dice loss at the empty map's 0.499 from then on), although on the demo's ELPV cells it learned."""
+"""The cpu preset trains a short schedule, so it takes a higher lr than the authors' 1e-4, raised over a 300-step
+warmup: lr 1e-3 without one drove the refiner to an all-zero map by the second epoch on bottle + magnetic_tile (Dice
+loss at the empty map's 0.499 from then on). With the warmup the refiner learns and the loss falls faster (MSE 1.24
+after 30 epochs against 1.51 at lr 4e-4); on the validation set of held-out normal images + pseudo anomalies it
+scores image AUROC 94.5 / pixel AP 61.2 against 94.4 / 57.5 at lr 4e-4 (same fusion constant). 30 epochs because
+at 20 the loss was still falling (lr 4e-4: MSE 1.76 after 20 epochs, 1.61 after 24 of a 40-epoch run)."""
 
 
 def train_preset(name: str, **overrides: Any) -> TrainConfig:

@@ -52,6 +52,13 @@ def lr_factor(step: int, warmup: int, drop: int, gamma: float) -> float:
     return min(1.0, (step + 1) / warmup if warmup > 0 else 1.0) * (gamma if step >= drop else 1.0)
 
 
+def schedule_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """(warmup steps, step of the lr drop): the warmup takes at most a tenth of the schedule, so a short one is not
+    all warmup; the drop comes at the start of epoch int(lr_drop_at * epochs)."""
+    warmup = min(config.warmup_steps, config.epochs * steps_per_epoch // 10)
+    return warmup, max(1, int(config.lr_drop_at * config.epochs)) * steps_per_epoch
+
+
 def split_calibration(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """Hold out `fraction` of each class's normal training images (at least one where the class has 5 or more)."""
     by_class: dict[str, list[Sample]] = defaultdict(list)
@@ -210,14 +217,14 @@ class Trainer:
             objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
         params = [p for p in self.detector.net.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        drop_step = max(1, int(tcfg.lr_drop_at * tcfg.epochs)) * steps_per_epoch
+        warmup, drop_step = schedule_steps(tcfg, steps_per_epoch)
         if state:
             optimizer.load_state_dict(state["optimizer"])
             self.log(f"nipad: resuming {self.run_dir} after epoch {start_epoch}")
         for group in optimizer.param_groups:
             group["initial_lr"] = tcfg.lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, functools.partial(lr_factor, warmup=tcfg.warmup_steps, drop=drop_step, gamma=tcfg.lr_gamma),
+            optimizer, functools.partial(lr_factor, warmup=warmup, drop=drop_step, gamma=tcfg.lr_gamma),
             last_epoch=start_epoch * steps_per_epoch - 1)
         return Optimisation(objective, params, optimizer, scheduler)
 
