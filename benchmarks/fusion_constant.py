@@ -1,0 +1,56 @@
+"""How the fusion constant c is measured, on one trained OneNIP run: c over the held-out normal training images alone
+(nipad before this change) against c over them and a pseudo-anomalous copy of each (the trainer's now), each scored
+on the validation set and the test split.
+
+    .venv/bin/python benchmarks/fusion_constant.py RUN_DIR --data ROOT [--data ROOT2] [--threads 2]
+"""
+
+import argparse
+import copy
+from pathlib import Path
+
+import torch
+
+from nipad.cli.common import open_data
+from nipad.engine.checkpoint import load_detector, read_info
+from nipad.engine.evaluate import batches, run_test
+from nipad.engine.trainer import split_calibration
+from nipad.engine.validation import pseudo_validation_set
+
+
+def half_range(detector, samples) -> float:
+    """(max + min) / 2 of the reconstruction maps over `samples`: the authors' rule for c."""
+    lo, hi = float("inf"), float("-inf")
+    with torch.inference_mode():
+        for _, out in batches(detector, samples, 16, desc="fusion constant"):
+            lo, hi = min(lo, out["rec_map"].min().item()), max(hi, out["rec_map"].max().item())
+    return (lo + hi) / 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--data", action="append", required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/nipad-fusion-validation"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = open_data(args.data, None)
+    detector, _ = load_detector(args.run)
+    train_cfg = read_info(args.run).train
+    train, held = split_calibration(data.train, train_cfg["calibration_fraction"], train_cfg["seed"])
+    val = pseudo_validation_set(held, train, detector.config.image_size, args.out)
+    constants = {"normal images": half_range(detector, [s for s in val if s.label == 0]),
+                 "normal + pseudo anomalies": half_range(detector, val)}
+    for name, c in constants.items():
+        scored = copy.deepcopy(detector)
+        scored.fusion_scale.fill_(c)
+        for label, samples in (("validation", val), ("test", data.test)):
+            with torch.inference_mode():
+                results, _ = run_test(scored, samples)
+            print(f"c over {name} = {c:.2f}, {label}: " + " ".join(
+                f"{k} {100 * v:.1f}" for k, v in results.mean.items() if v is not None), flush=True)
+
+
+if __name__ == "__main__":
+    main()
