@@ -16,3 +16,8 @@ def test_settings_round_trip_and_unknown_ones_are_refused_like_the_model_setting
         TrainConfig.from_dict({**config.to_dict(), "warmup": 5})
     with pytest.raises(ConfigError, match=r"unknown model settings \['warmup'\]"):
         ModelConfig.from_dict({**ModelConfig().to_dict(), "warmup": 5})
+
+
+def test_a_negative_warmup_is_refused():
+    with pytest.raises(ConfigError, match="--warmup-steps must be 0 or more"):
+        TrainConfig(warmup_steps=-1)
