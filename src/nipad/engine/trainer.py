@@ -207,8 +207,8 @@ class Trainer:
         return TrainingSet(bank, owner, members, synthetic, pool)
 
     def _optimisation(self, state: dict | None, start_epoch: int, steps_per_epoch: int) -> Optimisation:
-        """Loss module (DDP with synchronised batch norm on several GPUs), AdamW and its per-step lr schedule
-        (`lr_factor`), restored from `state` when resuming."""
+        """Loss module (DDP with synchronised batch norm on several GPUs), AdamW (restored from `state` when
+        resuming) and its per-step lr schedule (`lr_factor`), which resumes from the epochs done: it has no state."""
         tcfg, ctx, device = self.tcfg, self.ctx, self.ctx.device
         objective: nn.Module = Objective(self.detector.net)
         if ctx.distributed:
@@ -305,7 +305,7 @@ class Trainer:
             self._build_prompts(data.bank, data.owner, info.classes)
             checkpoint.save_model(self.run_dir, self.detector, info)
             checkpoint.save_train_state(self.run_dir, {
-                "optimizer": opt.optimizer.state_dict(), "scheduler": opt.scheduler.state_dict(),
+                "optimizer": opt.optimizer.state_dict(),
                 "history": info.extra["history"],
             })
         barrier(self.ctx)
@@ -322,7 +322,7 @@ class Trainer:
                      f"anomaly map; train longer (--epochs) or with a lower --lr")
         if self.mcfg.uses_refiner:
             normal = held_bank if len(held_bank) else data.bank
-            calib = torch.cat([normal, self._pseudo_anomalous(held or train, train)])
+            calib = torch.cat([normal, self._pseudo_anomalous(held or train, train, data)])
             self.detector.fusion_scale.fill_(fusion_scale(self.detector, calib, self.ctx.device))
         info.finished = True
         info.extra["train_seconds"] = round(time.time() - started, 1)
@@ -333,11 +333,12 @@ class Trainer:
             checkpoint.save_model(self.run_dir, self.detector, info)
         barrier(self.ctx)
 
-    def _pseudo_anomalous(self, samples: Sequence[Sample], train: Sequence[Sample]) -> Tensor:
-        """Features of one pseudo-anomalous copy of each of `samples`, drawn with a seed no training draw uses
-        (textures from the training images, as in training)."""
+    def _pseudo_anomalous(self, samples: Sequence[Sample], train: Sequence[Sample], data: TrainingSet) -> Tensor:
+        """Features of one pseudo-anomalous copy of each of `samples`, drawn with a seed no training draw uses, by
+        the training's own generator (textures from the training images) or, without restoration, one like it."""
         size = self.mcfg.image_size
-        pseudo = PseudoAnomaly(texture_source(self.tcfg.texture_dir, DecodedImages([s.image_path for s in train], size)))
+        pseudo = data.synthetic.pseudo if data.synthetic is not None else PseudoAnomaly(
+            texture_source(self.tcfg.texture_dir, DecodedImages([s.image_path for s in train], size)))
         copies = SyntheticImages(DecodedImages([s.image_path for s in samples], size), pseudo, FUSION_SEED)
         return synthetic_pool(self.detector.extractor, copies, 1, self.ctx.device, workers=self.tcfg.workers)[0]
 
