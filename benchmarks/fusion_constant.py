@@ -13,18 +13,16 @@ import torch
 
 from nipad.cli.common import open_data
 from nipad.engine.checkpoint import load_detector, read_info
-from nipad.engine.evaluate import batches, run_test
-from nipad.engine.trainer import split_calibration
+from nipad.engine.evaluate import run_test
+from nipad.engine.features import feature_bank
+from nipad.engine.trainer import fusion_scale, split_calibration
 from nipad.engine.validation import pseudo_validation_set
 
 
 def half_range(detector, samples) -> float:
-    """(max + min) / 2 of the reconstruction maps over `samples`: the authors' rule for c."""
-    lo, hi = float("inf"), float("-inf")
-    with torch.inference_mode():
-        for _, out in batches(detector, samples, 16, desc="fusion constant"):
-            lo, hi = min(lo, out["rec_map"].min().item()), max(hi, out["rec_map"].max().item())
-    return (lo + hi) / 2
+    """The trainer's c (`fusion_scale`) over `samples`, from their float16 backbone features as in training."""
+    device = torch.device("cpu")
+    return fusion_scale(detector, feature_bank(detector.extractor, samples, detector.config.image_size, device), device)
 
 
 def main() -> None:
