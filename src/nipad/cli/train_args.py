@@ -27,7 +27,8 @@ from nipad.models.config import preset
 # --image-size --backbone --backbone-weights --batch-size --shots --seed --false-alarm-rate)
 UNIAD = ("preset", "epochs", "lr", "warmup_steps", "neck", "fp32")
 READS: dict[str, tuple[str, ...]] = {
-    "onenip": (*UNIAD, "decoder", "no_restoration", "no_refiner", "texture_dir", "synthetic_pool", "workers"),
+    "onenip": (*UNIAD, "decoder", "no_restoration", "no_refiner", "texture_dir", "synthetic_pool", "workers",
+               "prompt_neighbours", "prompts_per_class"),
     "uniad": UNIAD,
     "patchcore": ("mode", "coreset_ratio"),
     "padim": ("mode", "padim_dims"),
@@ -57,7 +58,8 @@ def reconstruction_training(args: argparse.Namespace, device: torch.device) -> R
     train = train_preset(
         name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
         texture_dir=args.texture_dir,
-        synthetic_pool=args.synthetic_pool, shots=args.shots, seed=args.seed, workers=args.workers,
+        synthetic_pool=args.synthetic_pool, prompt_neighbours=args.prompt_neighbours,
+        prompts_per_class=args.prompts_per_class, shots=args.shots, seed=args.seed, workers=args.workers,
         device=args.device, false_alarm_rate=args.false_alarm_rate, amp=False if args.fp32 else None,
     )
     return ReconstructionTraining(model, train, name)

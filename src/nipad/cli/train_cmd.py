@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--texture-dir", metavar="DIR", help="texture images for the Perlin pseudo anomalies (e.g. DTD)")
     p.add_argument("--synthetic-pool", type=int, metavar="V",
                    help="V fixed pseudo-anomaly variants per image (0: a fresh one every step)")
+    p.add_argument("--prompt-neighbours", type=int, metavar="K", help="onenip: train each image with one of its K "
+                   "most similar images of its class as the prompt (0: a random one, the authors' way)")
+    p.add_argument("--prompts-per-class", type=int, metavar="P", help="onenip: prompts kept per class for the "
+                   "test-time choice by cosine similarity (the most typical, then ones that cover the class)")
     p.add_argument("--shots", type=int, metavar="K", help="train on K normal images per class")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")

@@ -19,6 +19,10 @@ class TrainConfig:
     computed once), which makes CPU training spend its time on the transformer; 0 makes a fresh pseudo anomaly at
     every step (the authors' way, for a GPU). `calibration_fraction` of each class's normal training images is held
     out of training to set the fusion constant and the thresholds, at `false_alarm_rate` (never the test set).
+    `prompt_neighbours` = k > 0 trains each image with one of its k most similar images of its class as the prompt
+    (the cosine similarity the prompt pool picks by at test time); 0 is the authors' uniformly random one.
+    `prompts_per_class` is the size of each class's prompt pool at test time (k-center on the descriptors, the most
+    typical image first).
     `amp` trains under bfloat16 autocast where the device runs it natively (nipad.engine.distributed.native_bf16).
     """
 
@@ -31,6 +35,8 @@ class TrainConfig:
     lr_gamma: float = 0.1
     warmup_steps: int = 0
     seed: int = 133
+    prompt_neighbours: int = 0
+    prompts_per_class: int = 1
     synthetic_pool: int = 0
     calibration_fraction: float = 0.1
     false_alarm_rate: float = 0.01
@@ -46,6 +52,9 @@ class TrainConfig:
             raise ConfigError("--epochs and --batch-size must be at least 1")
         if self.warmup_steps < 0:
             raise ConfigError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
+        if self.prompt_neighbours < 0 or self.prompts_per_class < 1:
+            raise ConfigError(f"--prompt-neighbours must be 0 or more and --prompts-per-class at least 1, got "
+                              f"{self.prompt_neighbours} and {self.prompts_per_class}")
         if not 0.0 <= self.calibration_fraction < 1.0:
             raise ConfigError(f"calibration fraction must be in [0, 1), got {self.calibration_fraction}")
 

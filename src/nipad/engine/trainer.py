@@ -31,7 +31,7 @@ from nipad.errors import ConfigError, DataError
 from nipad.models.config import ModelConfig
 from nipad.models.detector import Detector
 from nipad.models.objective import Objective
-from nipad.models.prompt_pool import central
+from nipad.models.prompt_pool import neighbours, spread
 from nipad.synth import PseudoAnomaly
 
 
@@ -74,12 +74,24 @@ def split_calibration(samples: Sequence[Sample], fraction: float, seed: int) -> 
     return train, held
 
 
-def prompt_indices(index: Tensor, class_members: list[np.ndarray], owner: np.ndarray, seed: int, epoch: int) -> Tensor:
-    """A random normal image of the same class as each query, deterministic per (seed, epoch, image)."""
+def prompt_candidates(bank: Tensor, members: list[np.ndarray], owner: np.ndarray, k: int) -> list[np.ndarray]:
+    """Each training image's possible prompts: every image of its class (k = 0, the authors' way) or its k most
+    cosine-similar other images of its class."""
+    if k == 0:
+        return [members[c] for c in owner]
+    candidates: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(owner)
+    for m in members:
+        for i, near in zip(m, neighbours(bank[m], k).numpy()):
+            candidates[i] = m[near]
+    return candidates
+
+
+def prompt_indices(index: Tensor, candidates: list[np.ndarray], seed: int, epoch: int) -> Tensor:
+    """One of its candidates as each query's prompt, uniformly at random, deterministic per (seed, epoch, image)."""
     picks = []
     for i in index.tolist():
-        members = class_members[owner[i]]
-        picks.append(int(members[np.random.default_rng([seed, epoch, i, 1]).integers(len(members))]))
+        options = candidates[i]
+        picks.append(int(options[np.random.default_rng([seed, epoch, i, 1]).integers(len(options))]))
     return torch.tensor(picks)
 
 
@@ -97,12 +109,12 @@ def fusion_scale(detector: Detector, features: Tensor, device: torch.device, bat
 @dataclass
 class TrainingSet:
     """What the epochs draw from: the clean images' features (`bank`, CPU float16), each image's class index
-    (`owner`) and each class's images (`members`), and the pseudo anomalies: a fixed `pool` of (features, masks) of
+    (`owner`), each image's possible prompts (`prompts`, from `prompt_candidates`), and the pseudo anomalies: a fixed `pool` of (features, masks) of
     V variants per image, or `synthetic` images made fresh at every step (pool None), or neither (no restoration)."""
 
     bank: Tensor
     owner: np.ndarray
-    members: list[np.ndarray]
+    prompts: list[np.ndarray]
     synthetic: SyntheticImages | None
     pool: tuple[Tensor, Tensor] | None
 
@@ -204,7 +216,8 @@ class Trainer:
                 with self._progress(len(train) * tcfg.synthetic_pool, "pseudo anomalies (fixed pool)") as bar:
                     pool = synthetic_pool(self.detector.extractor, synthetic, tcfg.synthetic_pool, self.ctx.device,
                                           workers=tcfg.workers, progress=bar.update)
-        return TrainingSet(bank, owner, members, synthetic, pool)
+        prompts = prompt_candidates(bank, members, owner, tcfg.prompt_neighbours) if self.mcfg.uses_prompt else []
+        return TrainingSet(bank, owner, prompts, synthetic, pool)
 
     def _optimisation(self, state: dict | None, start_epoch: int, steps_per_epoch: int) -> Optimisation:
         """Loss module (DDP with synchronised batch norm on several GPUs), AdamW (restored from `state` when
@@ -264,11 +277,11 @@ class Trainer:
     def _batch_inputs(self, batch, epoch: int, data: TrainingSet) -> tuple[Tensor, Tensor | None, Tensor | None,
                                                                          Tensor | None]:
         """(clean features, prompt features or None, pseudo-anomalous features and their masks, or None) of a batch:
-        each image's prompt is a random normal image of its class, its pseudo anomaly fresh or drawn from the pool."""
+        each image's prompt drawn from its candidates, its pseudo anomaly fresh or drawn from the pool."""
         tcfg, device = self.tcfg, self.ctx.device
         index = batch[0] if data.fresh else batch
         clean = data.bank[index].to(device).float()
-        prompt = (data.bank[prompt_indices(index, data.members, data.owner, tcfg.seed, epoch)].to(device).float()
+        prompt = (data.bank[prompt_indices(index, data.prompts, tcfg.seed, epoch)].to(device).float()
                   if self.mcfg.uses_prompt else None)
         if data.fresh:
             return clean, prompt, self.detector.extractor(batch[1].to(device)).float(), batch[2].to(device)
@@ -343,10 +356,11 @@ class Trainer:
         return synthetic_pool(self.detector.extractor, copies, 1, self.ctx.device, workers=self.tcfg.workers)[0]
 
     def _build_prompts(self, bank: Tensor, owner: np.ndarray, classes: list[str]) -> None:
-        """The most typical normal training image of each class as its prompt, so a test image's nearest prompt is
-        of its class more often than with a random one (ELPV: 95% vs 88%); UniAD keeps them only to name the class."""
+        """Each class's prompt pool: its most typical normal training image, so a test image's nearest prompt is of
+        its class more often than with a random one (ELPV: 95% vs 88%), then `prompts_per_class` - 1 more that cover
+        the class (`spread`); UniAD keeps them only to name the class."""
         self.detector.prompts.load([], torch.empty(0), torch.empty(0, dtype=torch.long))
         for c, name in enumerate(classes):
             members = np.flatnonzero(owner == c)
-            pick = members[central(bank[members], 1)[0]]
-            self.detector.prompts.add(name, bank[[int(pick)]].float().to(self.ctx.device))
+            picks = members[spread(bank[members], self.tcfg.prompts_per_class)]
+            self.detector.prompts.add(name, bank[torch.as_tensor(picks)].float().to(self.ctx.device))

@@ -23,6 +23,28 @@ def central(features: Tensor, k: int) -> list[int]:
     return (d @ d.mean(dim=0)).argsort(descending=True)[:k].tolist()
 
 
+def spread(features: Tensor, k: int) -> list[int]:
+    """Indices of k images that cover the set: the most typical one, then greedily the one least cosine-similar to
+    all chosen so far (k-center on the descriptors), so rare looks of a class get a prompt of their own."""
+    d = descriptor(features)
+    chosen = central(features, 1)
+    nearest = d @ d[chosen[0]]
+    while len(chosen) < min(k, len(d)):
+        pick = int(nearest.argmin())
+        chosen.append(pick)
+        nearest = torch.maximum(nearest, d @ d[pick])
+    return chosen
+
+
+def neighbours(features: Tensor, k: int) -> Tensor:
+    """(N, k) indices of each image's k most cosine-similar others among `features` (itself only when alone)."""
+    d = descriptor(features)
+    sim = d @ d.T
+    if len(d) > 1:
+        sim.fill_diagonal_(-2.0)
+    return sim.topk(min(k, max(1, len(d) - 1)), dim=1).indices
+
+
 class PromptPool(nn.Module):
     """Prompt features (K, C, h, w) with the class index of each; class names in `class_names`."""
 
