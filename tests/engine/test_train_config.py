@@ -21,3 +21,9 @@ def test_settings_round_trip_and_unknown_ones_are_refused_like_the_model_setting
 def test_a_negative_warmup_is_refused():
     with pytest.raises(ConfigError, match="--warmup-steps must be 0 or more"):
         TrainConfig(warmup_steps=-1)
+
+
+@pytest.mark.parametrize("bad", [{"prompt_neighbours": -1}, {"prompts_per_class": 0}])
+def test_prompt_settings_out_of_range_are_refused(bad):
+    with pytest.raises(ConfigError, match="--prompt-neighbours must be 0 or more and --prompts-per-class at least 1"):
+        TrainConfig(**bad)

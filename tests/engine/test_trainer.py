@@ -1,4 +1,5 @@
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,10 +10,12 @@ from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
 from nipad.engine.run_info import WEIGHTS
 from nipad.engine.train_config import TrainConfig
-from nipad.engine.trainer import Trainer, lr_factor, refiner_stalled, schedule_steps, split_calibration
+from nipad.engine.trainer import (
+    Trainer, lr_factor, prompt_candidates, prompt_indices, refiner_stalled, schedule_steps, split_calibration,
+)
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.config import ModelConfig
-from nipad.models.prompt_pool import central
+from nipad.models.prompt_pool import central, descriptor
 
 CPU = Context(0, 1, torch.device("cpu"))
 TINY = dict(image_size=64, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1, ffn_dim=64, refiner_channels=16)
@@ -185,3 +188,31 @@ def test_a_refiner_that_never_learned_is_warned_about(tiny_mvtec, tmp_path):
     last = checkpoint.read_info(tmp_path / "run").extra["history"][-1]
     assert 0 < last["dice_empty"] < last["dice"]
     assert any("warning: the refiner has not learned" in line for line in lines)
+
+
+def test_prompt_candidates_are_the_class_or_its_nearest_images_of_the_class():
+    bank = torch.rand(10, 4, 2, 2) ** 3
+    owner = np.array([0, 1] * 5)
+    members = [np.flatnonzero(owner == c) for c in (0, 1)]
+    everyone = prompt_candidates(bank, members, owner, 0)
+    assert all(set(everyone[i]) == set(members[owner[i]]) for i in range(10))
+    near = prompt_candidates(bank, members, owner, 2)
+    d = descriptor(bank)
+    for i in range(10):
+        others = [j for j in members[owner[i]] if j != i]
+        best = sorted(others, key=lambda j: -float(d[i] @ d[j]))[:2]
+        assert sorted(near[i].tolist()) == sorted(best)
+    picks = prompt_indices(torch.arange(10), near, seed=1, epoch=0)
+    assert all(int(picks[i]) in near[i] for i in range(10))
+    assert torch.equal(picks, prompt_indices(torch.arange(10), near, seed=1, epoch=0))
+
+
+def test_the_prompt_pool_keeps_prompts_per_class_images_of_each_class(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    detector = _train(tmp_path / "run", data, epochs=1, prompt_neighbours=2, prompts_per_class=3).eval()
+    train, _ = split_calibration(data.train, TrainConfig().calibration_fraction, TrainConfig().seed)
+    for c, name in enumerate(detector.prompts.class_names):
+        n = sum(s.class_name == name for s in train)
+        assert int((detector.prompts.owners == c).sum()) == min(3, n)
+    loaded, _ = checkpoint.load_detector(tmp_path / "run")
+    assert len(loaded.prompts) == len(detector.prompts)
