@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decoder", choices=("dynamic", "static"), help="OneNIP prompt decoder (ablation: static)")
     p.add_argument("--no-restoration", action="store_true", help="ablation: no pseudo-anomaly restoration stream")
     p.add_argument("--no-refiner", action="store_true", help="ablation: no supervised refiner")
+    p.add_argument("--fusion-weight", type=float, metavar="W", help="onenip: the anomaly map is (1 - W) x the "
+                   "reconstruction map + W x c x the refiner's (paper preset 0.5, the authors'; cpu preset 1.0)")
     p.add_argument("--texture-dir", metavar="DIR", help="texture images for the Perlin pseudo anomalies (e.g. DTD)")
     p.add_argument("--synthetic-pool", type=int, metavar="V",
                    help="V fixed pseudo-anomaly variants per image (0: a fresh one every step)")
