@@ -109,8 +109,9 @@ def fusion_scale(detector: Detector, features: Tensor, device: torch.device, bat
 @dataclass
 class TrainingSet:
     """What the epochs draw from: the clean images' features (`bank`, CPU float16), each image's class index
-    (`owner`), each image's possible prompts (`prompts`, from `prompt_candidates`), and the pseudo anomalies: a fixed `pool` of (features, masks) of
-    V variants per image, or `synthetic` images made fresh at every step (pool None), or neither (no restoration)."""
+    (`owner`), each image's possible prompts (`prompts`, from `prompt_candidates`), and the pseudo anomalies: a
+    fixed `pool` of (features, masks) of V variants per image, or `synthetic` images made fresh at every step (pool
+    None), or neither (no restoration)."""
 
     bank: Tensor
     owner: np.ndarray
