@@ -44,7 +44,8 @@ def test_a_flag_the_model_does_not_read_is_warned_about(argv, flag):
     ["--model", "onenip", "--preset", "cpu", "--epochs", "2", "--lr", "0.001", "--warmup-steps", "5", "--neck", "mfcn",
      "--decoder", "static",
      "--no-restoration", "--no-refiner", "--texture-dir", "t", "--synthetic-pool", "2", "--workers", "1",
-     "--prompt-neighbours", "4", "--prompts-per-class", "8", "--fusion-weight", "0.5"],
+     "--prompt-neighbours", "4", "--prompts-per-class", "8", "--fusion-weight", "0.5",
+     "--mask-final-attention"],
     ["--model", "patchcore", "--mode", "separate", "--coreset-ratio", "0.1", "--shots", "2", "--batch-size", "4"],
     ["--model", "anomalysd", "--shots", "1", "--sd-model", "sd", "--sd-steps", "4", "--sd-lambda", "0.5",
      "--sd-scales", "1,2", "--sd-mask-batch", "2", "--sd-decoder-epochs", "1", "--perceptual", "lite0",
@@ -65,6 +66,8 @@ def test_the_flags_land_in_the_family_s_typed_config():
     assert (near.prompt_neighbours, near.prompts_per_class) == (4, 8)
     assert _config("--model", "onenip").model.fusion_weight == 1.0
     assert _config("--model", "onenip", "--fusion-weight", "0.5").model.fusion_weight == 0.5
+    assert _config("--model", "onenip", "--mask-final-attention").model.mask_final_attention
+    assert not _config("--model", "onenip").model.mask_final_attention
     assert rec.train.warmup_steps == 300 and _config("--model", "onenip", "--warmup-steps", "0").train.warmup_steps == 0
     base = _config("--model", "padim", "--padim-dims", "7", "--batch-size", "4", "--shots", "5", "--seed", "9",
                    "--false-alarm-rate", "0.05")

@@ -52,3 +52,16 @@ def test_static_decoder_never_updates_the_prompt():
     out.sum().backward()
     assert all(p.grad is not None for p in dec.parameters()), "every parameter is used (DDP needs it)"
     assert not torch.allclose(dec(prompt * 2, image, pos, None), out)
+
+
+def test_masked_final_attention_hides_the_query_token_at_its_own_position():
+    """With no blocks, the reconstruction at token 0 comes from the final attention alone: open, it reads the image's
+    token 0; neighbour-masked, a change there leaves it as it was."""
+    prompt, image, pos = _inputs()
+    changed = image.clone()
+    changed[:, 0] += 5.0
+    mask = torch.eye(16, dtype=torch.bool)
+    for mask_final, moves in ((False, True), (True, False)):
+        dec = BidirectionalDecoder(0, 32, 4, 64, 0.0, mask_final=mask_final).eval()
+        moved = not torch.allclose(dec(prompt, changed, pos, mask)[:, 0], dec(prompt, image, pos, mask)[:, 0])
+        assert moved == moves

@@ -28,7 +28,7 @@ from nipad.models.config import preset
 UNIAD = ("preset", "epochs", "lr", "warmup_steps", "neck", "fp32")
 READS: dict[str, tuple[str, ...]] = {
     "onenip": (*UNIAD, "decoder", "no_restoration", "no_refiner", "texture_dir", "synthetic_pool", "workers",
-               "prompt_neighbours", "prompts_per_class", "fusion_weight"),
+               "prompt_neighbours", "prompts_per_class", "fusion_weight", "mask_final_attention"),
     "uniad": UNIAD,
     "patchcore": ("mode", "coreset_ratio"),
     "padim": ("mode", "padim_dims"),
@@ -54,7 +54,7 @@ def reconstruction_training(args: argparse.Namespace, device: torch.device) -> R
         name, args.model, image_size=args.image_size, backbone=args.backbone,
         backbone_weights=args.backbone_weights, neck=args.neck, decoder=args.decoder,
         restoration=False if args.no_restoration else None, refiner=False if args.no_refiner else None,
-        fusion_weight=args.fusion_weight,
+        fusion_weight=args.fusion_weight, mask_final_attention=True if args.mask_final_attention else None,
     )
     train = train_preset(
         name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,

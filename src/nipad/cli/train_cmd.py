@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decoder", choices=("dynamic", "static"), help="OneNIP prompt decoder (ablation: static)")
     p.add_argument("--no-restoration", action="store_true", help="ablation: no pseudo-anomaly restoration stream")
     p.add_argument("--no-refiner", action="store_true", help="ablation: no supervised refiner")
+    p.add_argument("--mask-final-attention", action="store_true", help="onenip: neighbour-mask the decoder's final "
+                   "prompt -> image attention too (the authors leave it unmasked)")
     p.add_argument("--fusion-weight", type=float, metavar="W", help="onenip: the anomaly map is (1 - W) x the "
                    "reconstruction map + W x c x the refiner's (paper preset 0.5, the authors'; cpu preset 1.0)")
     p.add_argument("--texture-dir", metavar="DIR", help="texture images for the Perlin pseudo anomalies (e.g. DTD)")

@@ -4,7 +4,8 @@ Stream P starts as the encoded prompt tokens, stream I as the encoded query-imag
 them "queries" and "keys"). In each block the prompt attends to the image, then the image attends to the updated
 prompt; a final unmasked attention of P to I gives the reconstruction, read from the prompt stream
 (../shared/docs/onenip-spec.md, 2.6, after the authors' fix a6e80fa). `static=True` is the paper's unidirectional
-ablation: the prompt tokens stay fixed and the image tokens only read from them.
+ablation: the prompt tokens stay fixed and the image tokens only read from them. `mask_final=True` (not the authors')
+neighbour-masks the final attention too, so no prompt token reads the query's tokens at and around its own position.
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ class BidirectionalDecoder(nn.Module):
     """Decode the query image's tokens with its prompt's tokens; returns the reconstruction tokens (B, HW, dim)."""
 
     def __init__(
-        self, layers: int, dim: int, heads: int, mlp_dim: int, dropout: float, static: bool = False
+        self, layers: int, dim: int, heads: int, mlp_dim: int, dropout: float, static: bool = False,
+        mask_final: bool = False,
     ) -> None:
         super().__init__()
+        self.mask_final = mask_final
         block = StaticBlock if static else BidirectionalBlock
         self.layers = nn.ModuleList(block(dim, heads, mlp_dim, dropout) for _ in range(layers))
         self.final_attn_prompt_to_image = None if static else Attention(dim, heads, dropout)
@@ -68,5 +71,5 @@ class BidirectionalDecoder(nn.Module):
             prompt, image = layer(prompt, image, pos, mask)
         if self.final_attn_prompt_to_image is None:
             return self.norm(image)
-        prompt = prompt + self.final_drop(self.final_attn_prompt_to_image(prompt, image, pos, None))
+        prompt = prompt + self.final_drop(self.final_attn_prompt_to_image(prompt, image, pos, mask if self.mask_final else None))
         return self.norm(prompt)

@@ -20,6 +20,7 @@ class ModelConfig:
     ablation); it is ignored for `uniad`. `neighbour_size` None means the authors' rule feature_size // 2
     (a 7x7 window at 224). `neck` is how the backbone's maps become tokens (nipad.models.neck: `mfcn`, the
 authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra streams (the ablation rows).
+    `mask_final_attention` neighbour-masks the decoder's final prompt -> image attention (the authors leave it open).
     The anomaly map is (1 - fusion_weight) x the reconstruction map + fusion_weight x c x the refiner's.
     """
 
@@ -36,6 +37,7 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
     ffn_dim: int = 1024
     dropout: float = 0.1
     neighbour_size: int | None = None
+    mask_final_attention: bool = False
     jitter_scale: float = 20.0
     jitter_prob: float = 1.0
     restoration: bool = True

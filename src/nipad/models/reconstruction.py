@@ -39,7 +39,7 @@ class ReconstructionNet(nn.Module):
         if config.uses_prompt:
             self.decoder: nn.Module = BidirectionalDecoder(
                 config.decoder_layers, dim, config.heads, config.ffn_dim, config.dropout,
-                static=config.decoder == "static",
+                static=config.decoder == "static", mask_final=config.mask_final_attention,
             )
         else:
             self.decoder = QueryDecoder(
