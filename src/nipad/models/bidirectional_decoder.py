@@ -71,5 +71,6 @@ class BidirectionalDecoder(nn.Module):
             prompt, image = layer(prompt, image, pos, mask)
         if self.final_attn_prompt_to_image is None:
             return self.norm(image)
-        prompt = prompt + self.final_drop(self.final_attn_prompt_to_image(prompt, image, pos, mask if self.mask_final else None))
+        final_mask = mask if self.mask_final else None
+        prompt = prompt + self.final_drop(self.final_attn_prompt_to_image(prompt, image, pos, final_mask))
         return self.norm(prompt)
