@@ -42,11 +42,7 @@ def weighted(maps: dict, w: float, c: float, pool: int) -> Outputs:
     scores = image_score(fused, pool)
     out = Outputs()
     for i, (name, label, mask, path) in enumerate(maps["meta"]):
-        out.scores[name].append(float(scores[i]))
-        out.labels[name].append(label)
-        out.maps[name].append(fused[i, 0].numpy())
-        out.masks[name].append(mask)
-        out.paths[name].append(path)
+        out.add(name, float(scores[i]), label, fused[i, 0].numpy(), mask, path)
     return out
 
 

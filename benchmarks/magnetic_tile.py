@@ -51,11 +51,8 @@ def knn_baseline(data, image_size: int, bank_size: int = 16384, seed: int = 0):
         maps = upsample(d, image_size)
         scores = image_score(maps, 16)
         for j, name in enumerate(batch["class_name"]):
-            out.scores[name].append(float(scores[j]))
-            out.labels[name].append(int(batch["label"][j]))
-            out.maps[name].append(maps[j, 0].numpy())
-            out.masks[name].append(batch["mask"][j, 0].numpy() > 0.5)
-            out.paths[name].append(batch["path"][j])
+            out.add(name, float(scores[j]), int(batch["label"][j]), maps[j, 0].numpy(),
+                    batch["mask"][j, 0].numpy() > 0.5, batch["path"][j])
     return score(out, data.test, image_size, {"model": "knn"}), out
 
 

@@ -18,6 +18,7 @@ from nipad.models.config import preset
 from nipad.models.objective import Objective
 from nipad.models.reconstruction import ReconstructionNet
 
+
 def step_seconds(image_size: int, steps: int, batch: int = 8) -> float:
     """Median seconds of a forward + backward + AdamW step after one warm-up step."""
     config = preset("cpu", image_size=image_size)

@@ -29,6 +29,14 @@ class Outputs:
     paths: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
+    def add(self, name: str, score: float, label: int, anomaly_map: np.ndarray, mask: np.ndarray, path: str) -> None:
+        """Record one image of ground-truth class `name`."""
+        self.scores[name].append(score)
+        self.labels[name].append(label)
+        self.maps[name].append(anomaly_map)
+        self.masks[name].append(mask)
+        self.paths[name].append(path)
+
 
 def batches(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0,
             desc: str = "inference") -> Iterator[tuple[dict, ModelOutput | None]]:
@@ -54,11 +62,8 @@ def infer(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int = 8
         maps = pred["anomaly_map"][:, 0].float().cpu().numpy()
         check_finite_outputs(torch.as_tensor(pred["pred_score"]).float().cpu().numpy(), maps, batch["path"])
         for j, name in enumerate(batch["class_name"]):
-            out.scores[name].append(float(pred["pred_score"][j]))
-            out.labels[name].append(int(batch["label"][j]))
-            out.maps[name].append(maps[j])
-            out.masks[name].append(batch["mask"][j, 0].numpy() > 0.5)
-            out.paths[name].append(batch["path"][j])
+            out.add(name, float(pred["pred_score"][j]), int(batch["label"][j]), maps[j],
+                    batch["mask"][j, 0].numpy() > 0.5, batch["path"][j])
     return out
 
 
