@@ -19,3 +19,7 @@ class ConfigError(NipadError):
 
 class OutputError(NipadError, OSError):
     """An output file or folder cannot be written (no such folder, no permission, disk full); still an OSError."""
+
+
+class TrainingError(NipadError):
+    """Training ran but gave a model that cannot be used (e.g. its anomaly map is noise on its own validation set)."""

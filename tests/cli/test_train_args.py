@@ -59,12 +59,16 @@ def test_the_model_s_own_flags_are_not_warned_about(argv):
 
 def test_the_flags_land_in_the_family_s_typed_config():
     rec = _config("--model", "uniad", "--epochs", "3", "--neck", "mfcn", "--image-size", "64", "--shots", "4")
-    assert isinstance(rec, ReconstructionTraining) and rec.preset == "cpu" and rec.model.model == "uniad"
+    assert isinstance(rec, ReconstructionTraining) and rec.preset == "nipad" and rec.model.model == "uniad"
     assert rec.model.neck == "mfcn" and rec.model.image_size == 64 and rec.train.epochs == 3 and rec.train.shots == 4
     assert rec.train.amp and not _config("--model", "onenip", "--fp32").train.amp
     near = _config("--model", "onenip", "--prompt-neighbours", "4", "--prompts-per-class", "8").train
     assert (near.prompt_neighbours, near.prompts_per_class) == (4, 8)
-    assert _config("--model", "onenip").model.fusion_weight == 1.0
+    default = _config("--model", "onenip")
+    assert default.model.fusion == "validated" and default.model.prompt_matching and default.train.prompts_per_class == 16
+    assert _config("--model", "onenip", "--preset", "cpu").model.fusion == "fixed"
+    assert not _config("--model", "onenip", "--no-prompt-matching").model.prompt_matching
+    assert _config("--model", "onenip", "--preset", "cpu", "--fusion", "validated").model.fusion == "validated"
     assert _config("--model", "onenip", "--fusion-weight", "0.5").model.fusion_weight == 0.5
     assert _config("--model", "onenip", "--mask-final-attention").model.mask_final_attention
     assert not _config("--model", "onenip").model.mask_final_attention

@@ -13,7 +13,7 @@ from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer import (
     Trainer, lr_factor, prompt_candidates, prompt_indices, refiner_stalled, schedule_steps, split_calibration,
 )
-from nipad.errors import CheckpointError, ConfigError
+from nipad.errors import CheckpointError, ConfigError, TrainingError
 from nipad.models.config import ModelConfig
 from nipad.models.prompt_pool import central, descriptor
 
@@ -216,3 +216,41 @@ def test_the_prompt_pool_keeps_prompts_per_class_images_of_each_class(tiny_mvtec
         assert int((detector.prompts.owners == c).sum()) == min(3, n)
     loaded, _ = checkpoint.load_detector(tmp_path / "run")
     assert len(loaded.prompts) == len(detector.prompts)
+
+
+@pytest.fixture
+def collapsed_refiner(monkeypatch):
+    """Force the refiner to the empty map (logits -20 everywhere, still in the graph): the collapse seen on real
+    data, when the refiner's Dice loss never left the empty map's value."""
+    from nipad.models.reconstruction import ReconstructionNet
+
+    refine = ReconstructionNet.refine
+    monkeypatch.setattr(ReconstructionNet, "refine", lambda self, error: None if refine(self, error) is None
+                        else refine(self, error) * 0.0 - 20.0)
+
+
+def test_a_collapsed_refiner_is_dropped_by_the_validated_fusion_and_the_run_still_detects(
+        collapsed_refiner, mvtec_maker, tmp_path):
+    data = open_dataset(mvtec_maker(tmp_path / "data", n_train=20))
+    mcfg = ModelConfig(**TINY, fusion="validated", prompt_matching=True)
+    tcfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, synthetic_pool=1, calibration_fraction=0.3, prompts_per_class=4)
+    detector = Trainer(mcfg, tcfg, tmp_path / "run", CPU, log=lambda *a: None).fit(data.train, ["x"])
+    info = checkpoint.read_info(tmp_path / "run")
+    assert info.finished and info.extra["fusion"]["weights"]["ref"] == 0.0
+    assert info.extra["fusion"]["weights"]["match"] > 0 and info.extra["validation_auroc"] >= 0.7
+    results, _ = run_test(checkpoint.load_detector(tmp_path / "run")[0], data.test)
+    assert results.mean["image_auroc"] >= 0.9
+    assert float(detector.map_weights[1]) == 0.0
+
+
+def test_a_run_whose_served_map_is_at_chance_on_validation_is_refused_and_never_marked_finished(
+        collapsed_refiner, mvtec_maker, tmp_path):
+    data = open_dataset(mvtec_maker(tmp_path / "data", n_train=20))
+    mcfg = ModelConfig(**TINY, fusion_weight=1.0)  # the earlier cpu preset: the refiner's map alone
+    tcfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, synthetic_pool=1, calibration_fraction=0.3)
+    with pytest.raises(TrainingError, match="no better than chance"):
+        Trainer(mcfg, tcfg, tmp_path / "run", CPU, log=lambda *a: None).fit(data.train, ["x"])
+    info = checkpoint.read_info(tmp_path / "run")
+    assert not info.finished and info.extra["validation_auroc"] == 0.5
+    with pytest.raises(CheckpointError, match="not a finished run: its anomaly score .* no better than chance"):
+        checkpoint.load_detector(tmp_path / "run")

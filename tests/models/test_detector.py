@@ -21,7 +21,10 @@ def test_the_anomaly_map_weights_the_reconstruction_and_refiner_maps_by_the_fusi
     assert torch.equal(out["pred_score"], image_score(out["anomaly_map"], detector.config.score_pool))
 
 
-def test_the_cpu_preset_scores_the_refiner_map_and_the_paper_preset_the_authors_half_and_half():
-    assert preset("cpu").fusion_weight == 1.0 and preset("paper").fusion_weight == 0.5
+def test_the_cpu_and_paper_presets_fuse_half_and_half_as_the_authors_and_the_nipad_preset_validates():
+    assert preset("cpu").fusion_weight == 0.5 and preset("paper").fusion_weight == 0.5
+    assert preset("cpu").fusion == preset("paper").fusion == "fixed"
+    assert preset("nipad").fusion == "validated" and preset("nipad").prompt_matching
+    assert preset("nipad", "uniad").fusion == "validated" and not preset("nipad", "uniad").prompt_matching
     with pytest.raises(ConfigError, match=r"--fusion-weight must be in \[0, 1\], got 1.5"):
         ModelConfig(fusion_weight=1.5)

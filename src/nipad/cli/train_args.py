@@ -25,10 +25,11 @@ from nipad.models.config import preset
 
 # the flags each model reads besides those every model reads (--data --classes --out --device --overwrite
 # --image-size --backbone --backbone-weights --batch-size --shots --seed --false-alarm-rate)
-UNIAD = ("preset", "epochs", "lr", "warmup_steps", "neck", "fp32")
+UNIAD = ("preset", "epochs", "lr", "warmup_steps", "neck", "fp32", "fusion")
 READS: dict[str, tuple[str, ...]] = {
     "onenip": (*UNIAD, "decoder", "no_restoration", "no_refiner", "texture_dir", "synthetic_pool", "workers",
-               "prompt_neighbours", "prompts_per_class", "fusion_weight", "mask_final_attention"),
+               "prompt_neighbours", "prompts_per_class", "fusion_weight", "fusion", "prompt_matching",
+               "mask_final_attention"),
     "uniad": UNIAD,
     "patchcore": ("mode", "coreset_ratio"),
     "padim": ("mode", "padim_dims"),
@@ -47,14 +48,20 @@ def warn_unread(args: argparse.Namespace) -> None:
             warnings.warn(f"--{flag.replace('_', '-')} does not apply to {args.model}; ignored", stacklevel=3)
 
 
+def default_preset(device: torch.device) -> str:
+    """`paper` (the authors' OneNIP) where a GPU trains it; nipad's own model, `nipad`, on a CPU."""
+    return "paper" if device.type == "cuda" else "nipad"
+
+
 def reconstruction_training(args: argparse.Namespace, device: torch.device) -> ReconstructionTraining:
-    """OneNIP / UniAD: the preset (default: paper with a GPU, else cpu) with the given flags over it."""
-    name = args.preset or ("paper" if device.type == "cuda" else "cpu")
+    """OneNIP / UniAD: the preset (default: paper with a GPU, else nipad) with the given flags over it."""
+    name = args.preset or default_preset(device)
     model = preset(
         name, args.model, image_size=args.image_size, backbone=args.backbone,
         backbone_weights=args.backbone_weights, neck=args.neck, decoder=args.decoder,
         restoration=False if args.no_restoration else None, refiner=False if args.no_refiner else None,
-        fusion_weight=args.fusion_weight, mask_final_attention=True if args.mask_final_attention else None,
+        fusion_weight=args.fusion_weight, fusion=args.fusion, prompt_matching=args.prompt_matching,
+        mask_final_attention=True if args.mask_final_attention else None,
     )
     train = train_preset(
         name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,

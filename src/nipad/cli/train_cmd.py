@@ -12,7 +12,7 @@ from nipad.engine import distributed
 from nipad.engine.families import all_models, family_of_model
 from nipad.engine.family import TrainData
 from nipad.models.anomalysd.config import PERCEPTUAL
-from nipad.models.config import PRESETS
+from nipad.models.config import FUSIONS, PRESETS
 from nipad.models.neck import NECKS
 from nipad.models.patch_baseline import MODES
 
@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=all_models(), default="onenip")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (resumed if it holds an unfinished run)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="model size and schedule: `paper` (GPU) or `cpu` (default: paper with a GPU, else cpu)")
+                   help="onenip/uniad: `nipad` (nipad's own model: the cpu network with prompt-token "
+                   "matching and the validated fusion; default without a GPU), `cpu` (the authors' method at a CPU "
+                   "budget) or `paper` (the authors' OneNIP exactly; default with a GPU)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -40,7 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-final-attention", action="store_true", help="onenip: neighbour-mask the decoder's final "
                    "prompt -> image attention too (the authors leave it unmasked)")
     p.add_argument("--fusion-weight", type=float, metavar="W", help="onenip: the anomaly map is (1 - W) x the "
-                   "reconstruction map + W x c x the refiner's (paper preset 0.5, the authors'; cpu preset 1.0)")
+                   "reconstruction map + W x c x the refiner's with --fusion fixed (0.5, the authors')")
+    p.add_argument("--fusion", choices=FUSIONS, help="onenip/uniad: `fixed` (the authors' (1 - W) rec + W c ref) "
+                   "or `validated` (each map standardised on held-out normals; the maps that detect the run's "
+                   "validation pseudo anomalies averaged; nipad preset)")
+    p.add_argument("--prompt-matching", action=argparse.BooleanOptionalAction, default=None,
+                   help="onenip: add each token's distance to the nearest token of its class's prompts as a map "
+                   "(nipad preset: on; needs --fusion validated)")
     p.add_argument("--texture-dir", metavar="DIR", help="texture images for the Perlin pseudo anomalies (e.g. DTD)")
     p.add_argument("--synthetic-pool", type=int, metavar="V",
                    help="V fixed pseudo-anomaly variants per image (0: a fresh one every step)")

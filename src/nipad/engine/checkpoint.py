@@ -39,9 +39,13 @@ def save_model(run_dir: Path, detector: Detector, info: RunInfo) -> None:
 
 
 def load_detector(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Detector, RunInfo]:
-    """Rebuild the detector of a run from its config and weights, in eval mode."""
+    """Rebuild the detector of a finished run from its config and weights, in eval mode."""
     run_dir = Path(run_dir)
     info = read_info(run_dir)
+    if not info.finished:
+        raise CheckpointError(f"{run_dir} is not a finished run: "
+                              + info.extra.get("refused", f"training stopped after {info.epochs_done} epochs; rerun "
+                                               f"the same `nipad train` command to resume it"))
     weights = run_dir / WEIGHTS
     tensors = run_info.load_weights(run_dir)
     detector = Detector(info.model)

@@ -27,9 +27,10 @@ from nipad.engine.features import (
 )
 from nipad.engine.run_info import CONFIG, RunInfo, load_weights, refuse_finished
 from nipad.engine.train_config import TrainConfig
-from nipad.errors import ConfigError, DataError
+from nipad.errors import ConfigError, DataError, TrainingError
 from nipad.models.config import ModelConfig
 from nipad.models.detector import Detector
+from nipad.models.fusion import MAPS, auroc, fit_fusion
 from nipad.models.objective import Objective
 from nipad.models.prompt_pool import neighbours, spread
 from nipad.synth import PseudoAnomaly
@@ -37,6 +38,8 @@ from nipad.synth import PseudoAnomaly
 
 REFINER_STALLED = 0.98  # last-epoch Dice / all-zero-map Dice above this: the refiner marks (almost) nothing
 FUSION_SEED = 2_000_003  # the pseudo anomalies that set the fusion constant: a seed apart from the training draws
+SERVED_MIN_AUROC = 0.6  # a finished run's score must tell held-out normals from pseudo anomalies better than this
+MIN_VALIDATION = 10  # held-out normal images needed before a near-chance validation AUROC refuses the run
 FEW_STEPS = 500  # fewer steps left the cpu preset barely trained: ELPV demo 180 steps image AUROC 57%, 720 steps 79%
 
 
@@ -326,18 +329,29 @@ class Trainer:
 
     def _finish(self, info: RunInfo, data: TrainingSet, held_bank: Tensor, train: Sequence[Sample],
                 held: Sequence[Sample], started: float) -> None:
-        """Prompts, the fusion constant and the thresholds, all from training images; then the run is finished."""
+        """Prompts, the fusion (constant or validated weights) and the thresholds, all from training images; the run
+        is marked finished only when its anomaly map tells its held-out normals from their pseudo-anomalous copies."""
         self.detector.eval()
         self._build_prompts(data.bank, data.owner, info.classes)
         last = info.extra["history"][-1] if info.extra["history"] else {}
         if refiner_stalled(last):
             self.log(f"nipad: warning: the refiner has not learned to mark the pseudo anomalies (Dice loss "
-                     f"{last['dice']:.4f}, {last['dice_empty']:.4f} for an empty map), so its map adds little to the "
-                     f"anomaly map; train longer (--epochs) or with a lower --lr")
-        if self.mcfg.uses_refiner:
-            normal = held_bank if len(held_bank) else data.bank
-            calib = torch.cat([normal, self._pseudo_anomalous(held or train, train, data)])
-            self.detector.fusion_scale.fill_(fusion_scale(self.detector, calib, self.ctx.device))
+                     f"{last['dice']:.4f}, {last['dice_empty']:.4f} for an empty map)"
+                     + ("; the validated fusion decides whether its map is used" if self.mcfg.fusion == "validated"
+                        else ", so its map adds little to the anomaly map; train longer (--epochs), with a lower --lr "
+                             "or with --fusion validated"))
+        normal = held_bank if len(held_bank) else data.bank
+        pseudo = self._pseudo_anomalous(held or train, train, data)
+        if self.mcfg.fusion == "validated":
+            fit = fit_fusion(self._maps(normal), self._maps(pseudo), self.mcfg.score_pool)
+            for name, value in (("map_weights", fit.weights), ("map_shift", fit.shift), ("map_scale", fit.scale)):
+                getattr(self.detector, name).copy_(value)
+            self.log(f"nipad: fusion: {fit.describe()}")
+            info.extra["fusion"] = {"weights": dict(zip(MAPS, fit.weights.tolist())),
+                                    "auroc": {k: None if math.isnan(v) else v for k, v in fit.auroc.items()}}
+        elif self.mcfg.uses_refiner:
+            self.detector.fusion_scale.fill_(fusion_scale(self.detector, torch.cat([normal, pseudo]), self.ctx.device))
+        info.extra["validation_auroc"] = self._check_served_map(normal, pseudo, info, judged=len(held) >= MIN_VALIDATION)
         info.finished = True
         info.extra["train_seconds"] = round(time.time() - started, 1)
         if self.ctx.is_main:
@@ -346,6 +360,39 @@ class Trainer:
             calibrate(self.detector, held or train, self.tcfg.false_alarm_rate, source).save(self.run_dir)
             checkpoint.save_model(self.run_dir, self.detector, info)
         barrier(self.ctx)
+
+    def _check_served_map(self, normal: Tensor, pseudo: Tensor, info: RunInfo, judged: bool) -> float:
+        """The served image score's AUROC on held-out normals against their pseudo-anomalous copies; below
+        `SERVED_MIN_AUROC` the weights are saved, the run stays unfinished and TrainingError says so. Not `judged`
+        (fewer than `MIN_VALIDATION` held-out images, or none: the training images stand in), the figure is only
+        reported."""
+        scores = [self._maps(f, keys=("pred_score",))[0] for f in (normal, pseudo)]
+        value = auroc(*scores)
+        self.log(f"nipad: validation ({len(normal)} normal images + a pseudo anomaly of each): image AUROC "
+                 f"{100 * value:.1f}" + ("" if judged else " (too few held-out images to judge the run)"))
+        if value < SERVED_MIN_AUROC and judged:
+            info.extra["validation_auroc"] = value
+            info.extra["refused"] = (
+                f"its anomaly score tells held-out normal images from pseudo anomalies no better than chance "
+                f"(validation image AUROC {100 * value:.1f} < {100 * SERVED_MIN_AUROC:.0f}), so predict, test, serve "
+                f"and export refuse it. Train again with the default preset (nipad), more --epochs or a lower --lr")
+            if self.ctx.is_main:
+                checkpoint.save_model(self.run_dir, self.detector, info)
+            raise TrainingError(f"{self.run_dir} is not marked finished: {info.extra['refused']}")
+        return value
+
+    @torch.no_grad()
+    def _maps(self, features: Tensor, keys: Sequence[str] = ("rec_map", "ref_map", "match_map"),
+              batch_size: int = 32) -> list[Tensor | None]:
+        """The detector's outputs `keys` over `features` (run in batches, kept on the CPU; None where it has no
+        such map)."""
+        parts: dict[str, list[Tensor]] = defaultdict(list)
+        for start in range(0, len(features), batch_size):
+            out = self.detector.maps(features[start:start + batch_size].to(self.ctx.device).float())
+            for key in keys:
+                if out.get(key) is not None:
+                    parts[key].append(out[key].float().cpu())
+        return [torch.cat(parts[key]) if parts[key] else None for key in keys]
 
     def _pseudo_anomalous(self, samples: Sequence[Sample], train: Sequence[Sample], data: TrainingSet) -> Tensor:
         """Features of one pseudo-anomalous copy of each of `samples`, drawn with a seed no training draw uses, by

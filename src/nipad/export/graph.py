@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from nipad.models.detector import Detector
+from nipad.models.matching import match_map
 from nipad.models.prompt_pool import descriptor
 
 
@@ -64,5 +65,7 @@ class InferenceGraph(nn.Module):
             index = torch.full((features.shape[0],), -1, dtype=torch.long, device=features.device)
         query = det.net.encode(features)
         rec = det.net.decode(query, self.prompt_tokens[index]) if det.config.uses_prompt else det.net.decode(query)
-        out = det.score_maps(features, rec)
+        pool = det.prompts
+        match = match_map(features, pool.features, pool.owners, pool.owners[index]) if det.config.prompt_matching else None
+        out = det.score_maps(features, rec, match)
         return out["pred_score"], out["anomaly_map"], index

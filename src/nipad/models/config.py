@@ -10,6 +10,7 @@ from nipad.models.neck import NECKS
 
 MODELS = ("onenip", "uniad")
 DECODERS = ("dynamic", "static")
+FUSIONS = ("fixed", "validated")
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,11 @@ class ModelConfig:
     (a 7x7 window at 224). `neck` is how the backbone's maps become tokens (nipad.models.neck: `mfcn`, the
 authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra streams (the ablation rows).
     `mask_final_attention` neighbour-masks the decoder's final prompt -> image attention (the authors leave it open).
-    The anomaly map is (1 - fusion_weight) x the reconstruction map + fusion_weight x c x the refiner's.
+    `fusion` `fixed` is the authors' anomaly map, (1 - fusion_weight) x the reconstruction map + fusion_weight x c x
+    the refiner's; `validated` (nipad's) standardises each map on held-out normal images and averages those that
+    detect the run's own validation pseudo anomalies, chosen at the end of training (`nipad.engine.fusion`).
+    `prompt_matching` adds a third map: each token's distance to the nearest token of its class's prompt images
+    (`nipad.models.matching`; OneNIP only, with `validated` fusion).
     """
 
     model: str = "onenip"
@@ -45,6 +50,8 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
     refiner_channels: int = 128
     dice_weight: float = 0.5
     fusion_weight: float = 0.5
+    fusion: str = "fixed"
+    prompt_matching: bool = False
     score_pool: int = 16
 
     def __post_init__(self) -> None:
@@ -58,6 +65,10 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
             raise ConfigError(f"--image-size must be a multiple of 16 and >= 64, got {self.image_size}")
         if not 0.0 <= self.fusion_weight <= 1.0:
             raise ConfigError(f"--fusion-weight must be in [0, 1], got {self.fusion_weight}")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if self.prompt_matching and (self.model != "onenip" or self.fusion != "validated"):
+            raise ConfigError("prompt matching needs --model onenip and --fusion validated")
         if self.hidden_dim % self.heads:
             raise ConfigError(f"hidden size {self.hidden_dim} is not divisible by {self.heads} heads")
 
@@ -96,24 +107,25 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+CPU_NETWORK: dict[str, Any] = {"hidden_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
+                                "ffn_dim": 512, "refiner_channels": 64, "dropout": 0.0, "neck": "pooled"}
+"""The network for a 2-core machine. No dropout: in a 20-epoch run it does not regularise, and CPU dropout on the
+attention weights took 24% of a training step (measured with torch.profiler); without it the refiner also learned
+sooner. The `pooled` neck was chosen on held-out normal images + pseudo anomalies (docs/decisions.md)."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "cpu": {"hidden_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2, "ffn_dim": 512,
-            "refiner_channels": 64, "dropout": 0.0, "neck": "pooled", "fusion_weight": 1.0},
+    "cpu": {**CPU_NETWORK},
+    "nipad": {**CPU_NETWORK, "fusion": "validated", "prompt_matching": True},
 }
-"""The cpu preset drops dropout: in a 20-epoch run it does not regularise, and CPU dropout on the attention weights
-took 24% of a training step (measured with torch.profiler); without it the refiner also learned sooner.
-
-Its anomaly map is the refiner's alone (`fusion_weight` 1.0; the authors' 0.5 / 0.5 is the paper preset's). After 30
-epochs, 3% of the authors' schedule, the reconstruction error map is still noisy on normal images, while the
-refiner, supervised and fed that same error, has learned to read it. Chosen on the validation sets (held-out normal
-training images + pseudo anomalies; benchmarks/fusion_weight.py): on bottle + magnetic_tile, image AUROC 97.2 at
-1.0 against 94.5 at 0.5 and 94.7 at 0.85, and pixel AP 66.8 against 61.2 and 65.2; on the ELPV demo's cells image
-AUROC is 100 from 0.5 up, pixel AP 74.1 at 1.0 against 68.1 at 0.5."""
+"""`paper`: the authors' OneNIP exactly (for a GPU). `cpu`: the authors' method at a 2-core machine's budget (the
+network above, the authors' half-and-half fusion). `nipad`: nipad's own unified model, the default without a GPU:
+the `cpu` network and schedule plus prompt-token matching and the validated fusion (docs/nipad-model.md)."""
 
 
 def preset(name: str, model: str = "onenip", **overrides: Any) -> ModelConfig:
-    """The named preset for `model`, with overrides (None values are ignored)."""
+    """The named preset for `model`, with overrides (None values are ignored); UniAD has no prompt to match."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return ModelConfig(model=model, **PRESETS[name]).with_overrides(**overrides)
+    settings = {**PRESETS[name], **({"prompt_matching": False} if model != "onenip" else {})}
+    return ModelConfig(model=model, **settings).with_overrides(**overrides)

@@ -8,6 +8,8 @@ from torch import Tensor, nn
 
 from nipad.models.backbone import create_backbone
 from nipad.models.config import ModelConfig
+from nipad.models.fusion import MAPS, fuse, image_score
+from nipad.models.matching import match_map
 from nipad.models.neck import FeatureExtractor, create_neck
 from nipad.models.output import ModelOutput
 from nipad.models.prompt_pool import PromptPool
@@ -19,18 +21,13 @@ def upsample(maps: Tensor, size: int) -> Tensor:
     return F.interpolate(maps, size=(size, size), mode="bilinear", align_corners=True)
 
 
-def image_score(anomaly_map: Tensor, pool: int) -> Tensor:
-    """Max of the `pool` x `pool` average-pooled map (stride 1), the authors' image score; (B, 1, H, W) -> (B,)."""
-    k = min(pool, anomaly_map.shape[-1])
-    return F.avg_pool2d(anomaly_map, k, stride=1).flatten(1).max(dim=1).values
-
-
 class Detector(nn.Module):
     """OneNIP or UniAD, end to end from uint8 images.
 
     `fusion_scale` is the authors' c = (max + min) / 2 of the reconstruction maps. The authors measure it on the
     test set, anomalies included (transductive); here it is measured at the end of training on held-out normal
-    training images and a pseudo-anomalous copy of each.
+    training images and a pseudo-anomalous copy of each. With `fusion` `validated` the buffers `map_weights`,
+    `map_shift` and `map_scale` (one entry per map of `nipad.models.fusion.MAPS`) are set there instead.
     """
 
     def __init__(self, config: ModelConfig, extractor: FeatureExtractor | None = None) -> None:
@@ -42,43 +39,60 @@ class Detector(nn.Module):
         self.net = ReconstructionNet(config, self.extractor.out_channels)
         self.prompts = PromptPool()
         self.register_buffer("fusion_scale", torch.tensor(1.0))
+        if config.fusion == "validated":
+            self.register_buffer("map_weights", torch.full((len(MAPS),), 1.0 / len(MAPS)))
+            self.register_buffer("map_shift", torch.zeros(len(MAPS)))
+            self.register_buffer("map_scale", torch.ones(len(MAPS)))
 
     def features(self, images: Tensor) -> Tensor:
         with torch.no_grad():
             return self.extractor(images)
 
-    def reconstruct(self, features: Tensor) -> tuple[Tensor, list[str] | None]:
-        """Reconstruction of `features`, with the class of the most similar prompt in the pool (UniAD uses the pool
-        only to name the class)."""
+    def reconstruct(self, features: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Reconstruction of `features`, with the index of each image's most similar prompt in the pool (None for
+        an empty pool; UniAD uses the pool only to name the class)."""
+        index = self.prompts.select(features) if len(self.prompts) else None
         query = self.net.encode(features)
         if not self.config.uses_prompt:
-            classes = self.prompts.class_of(self.prompts.select(features)) if len(self.prompts) else None
-            return self.net.decode(query), classes
-        index = self.prompts.select(features)
+            return self.net.decode(query), index
         unique, inverse = index.unique(return_inverse=True)
         prompt = self.net.encode(self.prompts.features[unique].to(features))[inverse]
-        return self.net.decode(query, prompt), self.prompts.class_of(index)
+        return self.net.decode(query, prompt), index
+
+    def match(self, features: Tensor, index: Tensor) -> Tensor:
+        """Prompt-token matching against the prompts of each image's class (only the classes in the batch)."""
+        owners = self.prompts.owners.to(index.device)
+        query_class = owners[index]
+        keep = torch.isin(owners, query_class.unique())
+        return match_map(features, self.prompts.features[keep].to(features), owners[keep], query_class)
 
     def maps(self, features: Tensor) -> ModelOutput:
-        """Reconstruction map, refiner map (or None), fused anomaly map (B, 1, S, S), image score (B,) and the
-        class of each image's prompt."""
-        rec, classes = self.reconstruct(features)
-        return ModelOutput(**self.score_maps(features, rec), prompt_class=classes)
+        """Reconstruction map, refiner map (or None), matching map (or None), fused anomaly map (B, 1, S, S), image
+        score (B,) and the class of each image's prompt."""
+        rec, index = self.reconstruct(features)
+        match = self.match(features, index) if self.config.prompt_matching else None
+        classes = self.prompts.class_of(index) if index is not None else None
+        return ModelOutput(**self.score_maps(features, rec, match), prompt_class=classes)
 
-    def score_maps(self, features: Tensor, rec: Tensor) -> dict[str, Tensor | None]:
-        """The maps and image score from the features and their reconstruction (also the exported graph's tail)."""
+    def score_maps(self, features: Tensor, rec: Tensor, match: Tensor | None = None) -> dict[str, Tensor | None]:
+        """The maps and image score from the features, their reconstruction and the token-level matching distances
+        (also the exported graph's tail)."""
         size = self.config.image_size
         rec_map = upsample((rec - features).norm(dim=1, keepdim=True), size)
         logits = self.net.refine((rec - features).abs())
-        if logits is None:
-            ref_map, anomaly_map = None, rec_map
+        ref_map = None if logits is None else torch.sigmoid(logits)
+        matched = None if match is None else upsample(match, size)
+        if self.config.fusion == "validated":
+            anomaly_map = fuse((rec_map, ref_map, matched), self.map_weights, self.map_shift, self.map_scale)
+        elif ref_map is None:
+            anomaly_map = rec_map
         else:
-            ref_map = torch.sigmoid(logits)
             w = self.config.fusion_weight
             anomaly_map = (1 - w) * rec_map + w * self.fusion_scale * ref_map
         return {
             "rec_map": rec_map,
             "ref_map": ref_map,
+            "match_map": matched,
             "anomaly_map": anomaly_map,
             "pred_score": image_score(anomaly_map, self.config.score_pool),
         }

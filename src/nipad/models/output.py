@@ -19,6 +19,7 @@ class ModelOutput(TypedDict):
     prompt_class: list[str] | list[str | None] | None  # the class each image was matched to; None: no class pool
     rec_map: NotRequired[Tensor | None]  # the family's first map before fusion (absent or None where it has none)
     ref_map: NotRequired[Tensor | None]  # its second map (OneNIP's refiner, AnomalySD's prototype map)
+    match_map: NotRequired[Tensor | None]  # its third map (OneNIP's prompt-token matching)
 
 
 class SizedConfig(Protocol):
