@@ -37,7 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30, help="OneNIP epochs (the demo's 30)")
     parser.add_argument("--seed", type=int, default=133)
-    parser.add_argument("--neck", choices=NECKS, help="OneNIP's neck (default: the cpu preset's)")
+    parser.add_argument("--neck", choices=NECKS, help="OneNIP's neck (default: the preset's)")
+    parser.add_argument("--preset", default="nipad", help="OneNIP's preset (default nipad, the demo's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=str(HERE / "figures" / "elpv_demo.json"))
     args = parser.parse_args()
@@ -50,7 +51,7 @@ def main() -> None:
             started = time.time()
             if method == "onenip":
                 run_dir = Path(tmp) / "run"
-                Trainer(preset("cpu", neck=args.neck), demo_training(args.epochs, args.seed),
+                Trainer(preset(args.preset, neck=args.neck), demo_training(args.epochs, args.seed),
                         run_dir, Context(0, 1, torch.device("cpu")), overwrite=True, log=lambda *a: None
                         ).fit(data.train, ["elpv"])
                 model, _ = load_detector(run_dir)
@@ -67,7 +68,8 @@ def main() -> None:
                 f"{c} AUROC {100 * v['image_auroc']:.1f} AP {100 * v['image_ap']:.1f}"
                 for c, v in {**report[method]["per_class"], "mean": report[method]["mean"]}.items()), flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    summary = {"epochs": args.epochs, "seed": args.seed, "neck": args.neck or "cpu preset", "methods": report}
+    summary = {"epochs": args.epochs, "seed": args.seed, "preset": args.preset, "neck": args.neck or "preset's",
+               "methods": report}
     Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
 
 

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/table.py --data ROOT [--data ROOT2 ...] [--methods patchcore,padim-separate,onenip]
         [--shots K] [--image-size 224] [--seed 133] [--threads 1] [--epochs N] [--out DIR] [--merge]
 
-Methods: patchcore, padim (unified; add -separate or -unified for the mode), onenip, uniad (`--preset cpu`).
+Methods: patchcore, padim, knn (unified; add -separate or -unified for the mode), onenip, uniad (`--preset nipad`,
+the default without a GPU; another preset with --train-args='--preset cpu' --tag cpu).
 Each method runs in its own subprocess, which calls `nipad train` then evaluates the run on the test split, so its
 peak memory (ru_maxrss) is its own. Writes DIR/table[-Kshot].md and .json: the seven metrics per class and their
 mean, train time (the whole `nipad train`, calibration included), inference images/s (decoding + model, batch 8)
@@ -41,7 +42,7 @@ def train_argv(method: str, data: list[str], run_dir: Path, args: argparse.Names
     if model in BASELINES:
         argv += ["--mode", mode or "unified"]
     else:
-        argv += ["--preset", "cpu"] + (["--epochs", str(args.epochs)] if args.epochs else [])
+        argv += ["--preset", "nipad"] + (["--epochs", str(args.epochs)] if args.epochs else [])
         argv += args.train_args.split()
     return argv
 
@@ -59,16 +60,20 @@ def run_one(method: str, args: argparse.Namespace) -> dict:
     from nipad.cli.main import main as nipad
     from nipad.engine.evaluate import infer, score
     from nipad.engine.families import load_run
+    from nipad.engine.run_info import read_info
 
     torch.set_num_threads(args.threads)
     name = method_name(method, args)
     run_dir = Path(args.out) / "runs" / (name + (f"-{args.shots}shot" if args.shots else ""))
     started = time.perf_counter()
-    if nipad(train_argv(method, args.data, run_dir, args)) != 0:
+    reused = args.reuse and (run_dir / "config.json").is_file() and read_info(run_dir).finished
+    if not reused and nipad(train_argv(method, args.data, run_dir, args)) != 0:
         raise SystemExit(f"nipad train failed for {method}")
     train_seconds = time.perf_counter() - started
-    train_peak = _peak_mib()
-    detector, _ = load_run(run_dir)
+    train_peak = None if reused else _peak_mib()
+    detector, info = load_run(run_dir)
+    if reused:
+        train_seconds = info.extra.get("train_seconds", float("nan"))
     test = open_data(args.data, None).test
     started = time.perf_counter()
     with torch.inference_mode():
@@ -83,6 +88,7 @@ def run_one(method: str, args: argparse.Namespace) -> dict:
         validation = score(infer(detector, samples), samples, detector.config.image_size).mean
     return {
         "method": name, "validation": validation, "run_dir": str(run_dir), "train_seconds": round(train_seconds, 1),
+        "reused": bool(reused), "validation_auroc": info.extra.get("validation_auroc"),
         "images_per_second": round(len(test) / infer_seconds, 2),
         "peak_rss_mib": peak, "train_peak_rss_mib": train_peak,
         "mean": results.mean, "per_class": results.per_class, "n_images": results.n_images,
@@ -120,6 +126,10 @@ def _peak_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
@@ -138,7 +148,7 @@ def markdown(report: dict) -> str:
     for r in rows:
         lines.append(f"| {r['method']} | " + " | ".join(_pct(r["mean"][m]) for m in METRIC_NAMES)
                      + f" | {r['train_seconds']:.0f} | {r['images_per_second']:.1f} | {r['peak_rss_mib']:.0f} "
-                     f"({r['train_peak_rss_mib']:.0f}) | {r.get('threads', '-')} |")
+                     f"({_mib(r['train_peak_rss_mib'])}) | {r.get('threads', '-')} |")
     if any(r.get("validation") for r in rows):
         lines += ["", "## Validation: held-out normal training images + pseudo anomalies (metrics in %)", "",
                   head + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
@@ -171,6 +181,7 @@ def main() -> None:
                              "(the metrics to choose settings by; never the test split)")
     parser.add_argument("--out", default=str(HERE / "results" / "table"))
     parser.add_argument("--merge", action="store_true", help="keep the other methods' rows of DIR's existing table")
+    parser.add_argument("--reuse", action="store_true", help="score finished runs already in DIR/runs/ as they are")
     parser.add_argument("--worker", metavar="METHOD", help=argparse.SUPPRESS)
     parser.add_argument("--result", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -1,5 +1,5 @@
 """`nipad demo`: the first thing a newcomer runs. One OneNIP model for two kinds of solar cells (ELPV data set,
-installed from PyPI), trained with the `cpu` preset on a subset, then tested on held-out cells."""
+installed from PyPI), trained with nipad's default (`nipad` preset) on a subset, then tested on held-out cells."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ a warmup, and its refiner learned; the trainer warns if it ever does not."""
 
 def demo_training(epochs: int, seed: int | None = None) -> TrainConfig:
     """The demo's training settings (also what benchmarks/elpv_demo.py measures)."""
-    return train_preset("cpu", epochs=epochs, lr=DEMO_LR, warmup_steps=0, seed=seed)
+    return train_preset("nipad", epochs=epochs, lr=DEMO_LR, warmup_steps=0, seed=seed)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
           "product types served by ONE OneNIP model that learns from normal cells only. Data used:")
     print(data.describe())
     out = Path(args.out)
-    print(f"\n[1/3] training OneNIP (cpu preset) into {out}: backbone features, pseudo anomalies, then the transformer")
-    Trainer(preset("cpu"), demo_training(args.epochs), out, ctx, overwrite=True).fit(data.train, ["elpv"])
+    print(f"\n[1/3] training OneNIP (nipad preset) into {out}: backbone features, pseudo anomalies, then the transformer")
+    Trainer(preset("nipad"), demo_training(args.epochs), out, ctx, overwrite=True, preset="nipad").fit(data.train,
+                                                                                                      ["elpv"])
     print("\n[2/3] testing on held-out cells (image labels only: the pixel metrics are not defined here)")
     detector, _ = load_detector(out, ctx.device)
     with torch.inference_mode():

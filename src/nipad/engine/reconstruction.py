@@ -28,7 +28,8 @@ def train(config: ReconstructionTraining, data: TrainData, run_dir: Path, *, ctx
           overwrite: bool = False) -> None:
     if ctx.is_main:
         print(f"nipad: training {config.model.model} ({config.preset} preset) into {run_dir}")
-    Trainer(config.model, config.train, run_dir, ctx, overwrite=overwrite).fit(data.samples, data.roots)
+    Trainer(config.model, config.train, run_dir, ctx, overwrite=overwrite, preset=config.preset).fit(data.samples,
+                                                                                                  data.roots)
 
 
 FAMILY = Family(RECONSTRUCTION, MODELS, train, checkpoint.load_detector)

@@ -146,8 +146,9 @@ class Trainer:
     """
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, run_dir: str | Path, ctx: Context,
-                 overwrite: bool = False, cache: FeatureCache | None = None, log=print) -> None:
+                 overwrite: bool = False, cache: FeatureCache | None = None, log=print, preset: str | None = None) -> None:
         self.mcfg, self.tcfg, self.run_dir, self.ctx = model_config, train_config, Path(run_dir), ctx
+        self.preset = preset  # the preset's name, kept in the run record so a user can see what ran
         self.overwrite, self.log = overwrite, log if ctx.is_main else (lambda *a, **k: None)
         self.bf16 = train_config.amp and native_bf16(ctx.device)  # decided once, not at every step
         torch.manual_seed(train_config.seed)
@@ -164,7 +165,7 @@ class Trainer:
         classes = sorted({s.class_name for s in train})
         start_epoch, state = self._resume_point(classes)
         info = RunInfo(self.mcfg, self.tcfg.to_dict(), classes, list(map(str, data_roots)), start_epoch,
-                       extra={"n_train": len(train), "n_calibration": len(held),
+                       extra={"preset": self.preset, "n_train": len(train), "n_calibration": len(held),
                               "history": state.get("history", []) if state else []})
         self.log(f"nipad: {len(train)} training images in {len(classes)} classes, {len(held)} held out for "
                  f"calibration; device {self.ctx.device}, {self.ctx.world_size} process(es)")

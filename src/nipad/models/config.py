@@ -25,6 +25,7 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
     `fusion` `fixed` is the authors' anomaly map, (1 - fusion_weight) x the reconstruction map + fusion_weight x c x
     the refiner's; `validated` (nipad's) standardises each map on held-out normal images and averages those that
     detect the run's own validation pseudo anomalies, chosen at the end of training (`nipad.engine.fusion`).
+    `bce_weight` adds a binary cross-entropy term to the refiner's Dice loss (nipad.models.objective).
     `prompt_matching` adds a third map: each token's distance to the nearest token of its class's prompt images
     (`nipad.models.matching`; OneNIP only, with `validated` fusion).
     """
@@ -49,6 +50,7 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
     refiner: bool = True
     refiner_channels: int = 128
     dice_weight: float = 0.5
+    bce_weight: float = 0.0
     fusion_weight: float = 0.5
     fusion: str = "fixed"
     prompt_matching: bool = False

@@ -2,7 +2,9 @@
 
 OneNIP: MSE(reconstruction, clean features) over the normal stream (reconstruction) and the pseudo-anomalous
 stream (restoration), + dice_weight * Dice(refiner, [0; pseudo-anomaly masks]). UniAD: the MSE of the normal
-stream alone. Jitter touches every input token (query, synthetic, prompt) for OneNIP, query tokens for UniAD.
+stream alone. `bce_weight` > 0 (nipad's preset) adds a binary cross-entropy term on the same logits: its gradient
+at a pixel is p - t, which does not vanish when the sigmoid saturates, so a refiner pushed to an all-zero map is
+pulled back by the pseudo-anomaly pixels (the authors' Dice alone leaves it stuck there). Jitter touches every input token (query, synthetic, prompt) for OneNIP, query tokens for UniAD.
 `dice_empty` (not trained on) is the Dice loss an all-zero refiner map would get on the same batch: the level a
 refiner that has not learned sits at.
 """
@@ -44,5 +46,8 @@ class Objective(nn.Module):
                 masks[clean.shape[0]:] = synthetic_mask.to(logits)
             losses["dice"] = dice_loss(logits, masks)
             losses["dice_empty"] = dice_loss(torch.full_like(masks, -torch.inf), masks)
-        losses["loss"] = losses["mse"] + config.dice_weight * losses.get("dice", torch.zeros(()))
+            if config.bce_weight > 0:
+                losses["bce"] = F.binary_cross_entropy_with_logits(logits.float(), masks.float())
+        losses["loss"] = (losses["mse"] + config.dice_weight * losses.get("dice", torch.zeros(()))
+                          + config.bce_weight * losses.get("bce", torch.zeros(())))
         return losses
