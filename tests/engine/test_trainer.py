@@ -234,9 +234,9 @@ def test_a_collapsed_refiner_is_dropped_by_the_validated_fusion_and_the_run_stil
     data = open_dataset(mvtec_maker(tmp_path / "data", n_train=20))
     mcfg = ModelConfig(**TINY, fusion="validated", prompt_matching=True)
     tcfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, synthetic_pool=1, calibration_fraction=0.3, prompts_per_class=4)
-    detector = Trainer(mcfg, tcfg, tmp_path / "run", CPU, log=lambda *a: None).fit(data.train, ["x"])
+    detector = Trainer(mcfg, tcfg, tmp_path / "run", CPU, log=lambda *a: None, preset="nipad").fit(data.train, ["x"])
     info = checkpoint.read_info(tmp_path / "run")
-    assert info.finished and info.extra["fusion"]["weights"]["ref"] == 0.0
+    assert info.finished and info.extra["fusion"]["weights"]["ref"] == 0.0 and info.extra["preset"] == "nipad"
     assert info.extra["fusion"]["weights"]["match"] > 0 and info.extra["validation_auroc"] >= 0.7
     results, _ = run_test(checkpoint.load_detector(tmp_path / "run")[0], data.test)
     assert results.mean["image_auroc"] >= 0.9

@@ -155,3 +155,20 @@ def test_the_runner_needs_no_pytorch_model_code(onenip_export):
             "assert not [m for m in sys.modules if m.startswith(('nipad.models', 'timm'))], 'model code imported'")
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_nipad_preset_exports_with_its_matching_map_and_validated_fusion(onenip_export, tmp_path):
+    onenip = onenip_export[2]
+    torch.manual_seed(0)
+    detector = Detector(preset("nipad", "onenip", image_size=64), extractor=onenip.extractor).eval()
+    detector.prompts.load(onenip.prompts.class_names, onenip.prompts.features, onenip.prompts.owners)
+    detector.map_weights.copy_(torch.tensor([0.25, 0.25, 0.5]))
+    detector.map_shift.copy_(torch.tensor([1.0, 0.1, 2.0]))
+    detector.map_scale.copy_(torch.tensor([3.0, 0.5, 4.0]))
+    report = export_onnx(detector, tmp_path / "nipad.onnx")
+    images = _images(3, 64, 64, seed=5)
+    got, ref = OnnxDetector(report.onnx_path)(images.numpy()), detector(images)
+    assert ref["match_map"] is not None and float(ref["match_map"].max()) > 0
+    assert np.abs(got["anomaly_map"] - ref["anomaly_map"].numpy()).max() < MAP_TOL
+    assert np.abs(got["pred_score"] - ref["pred_score"].numpy()).max() < MAP_TOL
+    assert got["prompt_class"] == ref["prompt_class"]
