@@ -52,7 +52,7 @@ def test_two_process_ddp_matches_one_process(tiny_mvtec, tmp_path):
     info = json.loads((tmp_path / "two" / "config.json").read_text())
     assert info["finished"] and info["epochs_done"] == 2
     for run in ("one", "two"):  # 24 images, global batch 8, 2 epochs: 6 optimiser steps in either case
-        state = torch.load(tmp_path / run / "train_state.pt", weights_only=False)
+        state = torch.load(tmp_path / run / "train_state.pt", weights_only=True)
         assert int(state["optimizer"]["state"][0]["step"]) == 6
 
 

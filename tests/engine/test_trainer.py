@@ -254,3 +254,27 @@ def test_a_run_whose_served_map_is_at_chance_on_validation_is_refused_and_never_
     assert not info.finished and info.extra["validation_auroc"] == 0.5
     with pytest.raises(CheckpointError, match="not a finished run: its anomaly score .* no better than chance"):
         checkpoint.load_detector(tmp_path / "run")
+
+
+class _Payload:
+    """A pickle that would create a file when unpickled (the classic `__reduce__` attack)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_planted_pickle_in_the_training_state_is_refused_and_never_run(tiny_mvtec, tmp_path):
+    from nipad.engine import integrity
+    from nipad.engine.checkpoint import STATE
+
+    data = open_dataset(tiny_mvtec)
+    run = _partial(tmp_path, data)
+    marker = tmp_path / "pwned"
+    # planted with its hash recorded, as an attacker with write access to the run directory could
+    integrity.write_file(run, STATE, lambda tmp: torch.save({"optimizer": _Payload(marker), "history": []}, tmp))
+    with pytest.raises(CheckpointError, match="train_state.pt is corrupt"):
+        _train(run, data, epochs=3)
+    assert not marker.exists()

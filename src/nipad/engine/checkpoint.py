@@ -66,11 +66,13 @@ def save_train_state(run_dir: Path, state: dict[str, Any]) -> None:
 
 
 def load_train_state(run_dir: Path) -> dict[str, Any] | None:
+    """The optimiser state and loss history saved for resuming, read with `weights_only=True`: tensors, numbers,
+    strings and containers only, so a planted pickle cannot run code (it is refused as corrupt)."""
     path = run_dir / STATE
     if not path.is_file():
         return None
     integrity.verify(run_dir, STATE)
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged pickle
         raise CheckpointError(f"{path} is corrupt ({err}); delete it to restart training from scratch") from err
