@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -16,6 +17,7 @@ import uvicorn
 from PIL import Image
 
 from nipad.engine.checkpoint import load_detector, save_model
+from nipad.errors import ConfigError
 from nipad.serve.app import create_app
 from nipad.serve.service import InspectionService
 from nipad.serve.settings import ServeSettings
@@ -29,6 +31,9 @@ def _png(seed: int) -> bytes:
 
 def _files(n: int):
     return [("files", (f"{i}.png", _png(i), "image/png")) for i in range(n)]
+
+
+TOKEN = "bounds-write-token-0123456789"
 
 
 @pytest.fixture
@@ -102,8 +107,25 @@ def test_a_model_giving_nan_is_a_503_and_health_says_broken(live):
     assert health.status_code == 503 and health.json()["status"] == "broken" and "NaN" in health.json()["problem"]
 
 
-def test_a_prompt_update_never_writes_nan_thresholds(live):
+def test_without_a_configured_token_writes_are_off_with_a_message_and_reads_work(live):
     base, service, _ = live()
+    before = {p.name: p.read_bytes() for p in service.settings.run_dir.iterdir() if p.is_file()}
+    response = httpx.post(f"{base}/prompts/NEW", files=_files(1), timeout=60,
+                          headers={"Authorization": "Bearer anything-at-all-0123"})
+    assert response.status_code == 403 and "--token-file" in response.json()["error"]
+    assert {p.name: p.read_bytes() for p in service.settings.run_dir.iterdir() if p.is_file()} == before
+    assert httpx.post(f"{base}/predict", files=_files(1), timeout=30).status_code == 200
+
+
+def test_the_token_is_never_in_the_settings_repr():
+    settings = ServeSettings(run_dir=Path("run"), write_token="s3cret-token-0123456789")
+    assert "s3cret" not in repr(settings)
+    with pytest.raises(ConfigError, match="at least 16 characters"):
+        ServeSettings(run_dir=Path("run"), write_token="short")
+
+
+def test_a_prompt_update_never_writes_nan_thresholds(live):
+    base, service, _ = live(write_token=TOKEN)
     run = service.settings.run_dir
     detector, info = load_detector(run)
     with torch.no_grad():
@@ -111,7 +133,8 @@ def test_a_prompt_update_never_writes_nan_thresholds(live):
             param.fill_(float("nan"))
     save_model(run, detector, info)  # the run on disk diverged after the service loaded it
     calibration = (run / "calibration.json").read_bytes()
-    response = httpx.post(f"{base}/prompts/NEW", files=_files(3), timeout=60)
+    response = httpx.post(f"{base}/prompts/NEW", files=_files(3), timeout=60,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 409 and "NaN or infinite" in response.json()["error"]
     assert (run / "calibration.json").read_bytes() == calibration
     assert httpx.post(f"{base}/predict", files=_files(1), timeout=30).status_code == 200  # the old snapshot serves on

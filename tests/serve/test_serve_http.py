@@ -31,6 +31,10 @@ from nipad.engine.checkpoint import load_detector
 from nipad.engine.predict import ImageInput, predict
 
 
+TOKEN = "test-write-token-0123456789"
+WRITE = {"Authorization": f"Bearer {TOKEN}"}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -44,7 +48,9 @@ def server(untrained_onenip_run, tmp_path_factory):
     shutil.copytree(untrained_onenip_run, run)
     port = _free_port()
     log_path = root / "server.log"
+    (root / "token").write_text(TOKEN + "\n")
     cmd = [sys.executable, "-m", "nipad.cli.main", "serve", str(run), "--port", str(port), "--threads", "1",
+           "--token-file", str(root / "token"),
            "--max-batch", "8", "--max-wait-ms", "100", "--max-files", "4", "--max-side", "1000", "--max-file-mb", "1",
            "--max-request-pixels", "1500000", "--log-level", "warning"]
     with open(log_path, "w") as log:
@@ -241,15 +247,31 @@ def test_a_failed_prompt_update_leaves_pool_and_files_intact(server):
 
     before, classes = digest(), server.client.get("/classes").json()
     files = _files(("good.png", _png(_checkerboard(2))), ("cut.png", _png(_checkerboard(3))[:100]))
-    response = server.client.post("/prompts/boards", files=files)
+    response = server.client.post("/prompts/boards", files=files, headers=WRITE)
     assert response.status_code == 400 and "cut.png" in response.json()["error"]
-    assert server.client.post("/prompts/bad name!", files=_files(("a.png", _png(_checkerboard(2))))).status_code == 400
+    assert server.client.post("/prompts/bad name!", files=_files(("a.png", _png(_checkerboard(2)))),
+                              headers=WRITE).status_code == 400
     assert digest() == before and server.client.get("/classes").json() == classes
+
+
+def _run_files(run):
+    return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN}])
+def test_a_write_without_the_token_is_refused_before_the_body_is_read_and_changes_nothing(server, headers):
+    before = _run_files(server.run)
+    response = server.client.post("/prompts/intruder", files=_files(("a.png", _png(_checkerboard(4)))),
+                                  headers=headers)
+    assert response.status_code == 401 and "Authorization: Bearer" in response.json()["error"]
+    assert _run_files(server.run) == before
+    assert "intruder" not in {c["name"] for c in server.client.get("/classes").json()["classes"]}
+    assert TOKEN not in response.text
 
 
 def test_prompt_update_serves_a_new_class_and_persists_it(server):
     files = _files(*((f"{i}.png", _png(_checkerboard(10 + i))) for i in range(3)))
-    response = server.client.post("/prompts/boards", files=files)
+    response = server.client.post("/prompts/boards", files=files, headers=WRITE)
     assert response.status_code == 200, response.text
     assert response.json()["class"] == "boards" and response.json()["prompts"] == 1
     assert "boards" in {c["name"] for c in server.client.get("/classes").json()["classes"]}

@@ -31,8 +31,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "?maps and ?overlay a request takes about 50 bytes per pixel: 2 GB at this limit)")
     p.add_argument("--request-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="a request still running after this long is cancelled and answered 504 (default 60)")
+    p.add_argument("--token-file", metavar="PATH", help="file holding the write token that POST /prompts/{class} "
+                   "asks for (Authorization: Bearer <token>); or set NIPAD_SERVE_TOKEN. Without one, writes are "
+                   "refused (403) and reads work")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(run=run)
+
+
+def write_token(path: str | None) -> str | None:
+    """The write token from --token-file (first line, stripped) or $NIPAD_SERVE_TOKEN; None when neither is set."""
+    if path is None:
+        return os.environ.get("NIPAD_SERVE_TOKEN") or None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--token-file {path}: cannot read it ({err})") from err
+    if not token or not token[0].strip():
+        raise ConfigError(f"--token-file {path} is empty: write the token on its first line")
+    return token[0].strip()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
         run_dir=Path(args.run_dir), device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
         threads=args.threads, max_files=args.max_files, max_file_bytes=int(args.max_file_mb * 2**20),
         max_side=args.max_side, max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
-        request_timeout_s=args.request_timeout,
+        request_timeout_s=args.request_timeout, write_token=write_token(args.token_file),
     )
     service = InspectionService(settings)  # a bad run dir fails here, as a one-line error, before the port opens
     print(f"nipad: serving {settings.run_dir} ({service.snapshot.info.model.model}, {service.device}, image size "
-          f"{service.image_size}) on http://{args.host}:{args.port}", flush=True)
+          f"{service.image_size}) on http://{args.host}:{args.port}; writes "
+          + ("need the token" if settings.write_token else "off (no --token-file)"), flush=True)
     uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level, workers=1)
     return 0

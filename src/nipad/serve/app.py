@@ -14,6 +14,7 @@ model batches, response images) is dropped. A model that gives NaN makes /health
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -72,6 +73,18 @@ async def deadline(seconds: float) -> AsyncIterator[None]:
     except TimeoutError as err:
         raise RequestError(504, f"the request took longer than {seconds:g} s and was cancelled: send fewer or smaller "
                                 f"images per request") from err
+
+
+def check_write_token(request: Request, token: str | None) -> None:
+    """RequestError 403 when the service takes no writes, 401 unless the request carries the token as
+    `Authorization: Bearer <token>`; compared in constant time, never logged. Checked before the body is read."""
+    if token is None:
+        raise RequestError(403, "this service takes no writes: start it with --token-file PATH (or the environment "
+                                "variable NIPAD_SERVE_TOKEN) and send the token as 'Authorization: Bearer <token>'")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise RequestError(401, "this endpoint changes the model: send the service's write token as "
+                                "'Authorization: Bearer <token>'")
 
 
 def create_app(service: InspectionService) -> FastAPI:
@@ -180,6 +193,7 @@ def create_app(service: InspectionService) -> FastAPI:
     @app.post("/prompts/{class_name}")
     async def add_prompts(request: Request, class_name: str, prompts: int = Query(1, ge=1),
                           false_alarm_rate: float | None = Query(None, gt=0, lt=1)) -> dict[str, Any]:
+        check_write_token(request, settings.write_token)
         if not service.has_prompt_pool:
             raise RequestError(409, "this run's model family has no prompt pool (only OneNIP/UniAD runs have one)")
         try:

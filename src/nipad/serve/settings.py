@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nipad.errors import ConfigError
@@ -11,7 +11,8 @@ from nipad.errors import ConfigError
 @dataclass(frozen=True)
 class ServeSettings:
     """`max_side` / `max_pixels` bound an image's dimensions and `max_request_pixels` the sum over a request's
-    images, all read from the headers before any decoding; `request_timeout_s` bounds a request's wall time."""
+    images, all read from the headers before any decoding; `request_timeout_s` bounds a request's wall time.
+    `write_token` is the credential every state-changing endpoint asks for (None: those endpoints are off)."""
 
     run_dir: Path
     device: str | None = None
@@ -24,6 +25,7 @@ class ServeSettings:
     max_pixels: int = 40_000_000
     max_request_pixels: int = 40_000_000
     request_timeout_s: float = 60.0
+    write_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "threads", "max_files", "max_file_bytes", "max_side", "max_pixels",
@@ -32,6 +34,8 @@ class ServeSettings:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if self.write_token is not None and len(self.write_token) < 16:
+            raise ConfigError("the write token must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         if not self.request_timeout_s > 0:
             raise ConfigError(f"--request-timeout must be > 0 seconds, got {self.request_timeout_s}")
 
