@@ -60,11 +60,16 @@ class Detector(nn.Module):
         return self.net.decode(query, prompt), index
 
     def match(self, features: Tensor, index: Tensor) -> Tensor:
-        """Prompt-token matching against the prompts of each image's class (only the classes in the batch)."""
+        """Prompt-token matching of each image against the prompts of its class, one class at a time (the cost is
+        that of one class's prompts whatever the pool holds)."""
         owners = self.prompts.owners.to(index.device)
         query_class = owners[index]
-        keep = torch.isin(owners, query_class.unique())
-        return match_map(features, self.prompts.features[keep].to(features), owners[keep], query_class)
+        out = features.new_empty(features.shape[0], 1, *features.shape[2:])
+        for c in query_class.unique().tolist():
+            rows, keep = query_class == c, owners == c
+            out[rows] = match_map(features[rows], self.prompts.features[keep].to(features), owners[keep],
+                                  query_class[rows])
+        return out
 
     def maps(self, features: Tensor) -> ModelOutput:
         """Reconstruction map, refiner map (or None), matching map (or None), fused anomaly map (B, 1, S, S), image
