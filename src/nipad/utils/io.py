@@ -12,6 +12,16 @@ from typing import Any
 from nipad.errors import OutputError
 
 
+def _umask() -> int:
+    """The process's umask, read once at import (os.umask can only read it by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file: mkstemp's temporary files are 0600 whatever the umask
+
+
 def make_dir(path: str | Path) -> Path:
     """Create the folder `path` (and its parents) if needed; OutputError naming it if that is impossible."""
     path = Path(path)
@@ -39,6 +49,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = 
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
         if fsync:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
