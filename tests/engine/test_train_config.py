@@ -27,3 +27,15 @@ def test_a_negative_warmup_is_refused():
 def test_prompt_settings_out_of_range_are_refused(bad):
     with pytest.raises(ConfigError, match="--prompt-neighbours must be 0 or more and --prompts-per-class at least 1"):
         TrainConfig(**bad)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"lr": float("nan")}, "--lr must be a positive number, got nan"),
+    ({"lr": -1.0}, "--lr must be a positive number, got -1.0"),
+    ({"lr": 0.0}, "--lr must be a positive number"),
+    ({"workers": -1}, "--workers and --seed must be 0 or more"),
+    ({"seed": -1}, "--workers and --seed must be 0 or more"),
+])
+def test_values_torch_would_refuse_with_a_traceback_are_refused_naming_the_flag(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**settings)

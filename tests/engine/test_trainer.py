@@ -183,7 +183,7 @@ def test_refiner_stalled_compares_the_dice_loss_with_an_empty_maps():
 def test_a_refiner_that_never_learned_is_warned_about(tiny_mvtec, tmp_path):
     data = open_dataset(tiny_mvtec)
     lines = []
-    tcfg = TrainConfig(epochs=1, batch_size=4, lr=0.0, synthetic_pool=1)
+    tcfg = TrainConfig(epochs=1, batch_size=4, lr=1e-12, synthetic_pool=1)
     Trainer(ModelConfig(**TINY), tcfg, tmp_path / "run", CPU, log=lines.append).fit(data.train, ["x"])
     last = checkpoint.read_info(tmp_path / "run").extra["history"][-1]
     assert 0 < last["dice_empty"] < last["dice"]

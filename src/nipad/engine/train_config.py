@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -50,6 +51,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("--epochs and --batch-size must be at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight decay must be 0 or more, got {self.weight_decay}")
+        if self.workers < 0 or self.seed < 0:
+            raise ConfigError(f"--workers and --seed must be 0 or more, got {self.workers} and {self.seed}")
         if self.warmup_steps < 0:
             raise ConfigError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
         if self.prompt_neighbours < 0 or self.prompts_per_class < 1:
