@@ -103,3 +103,12 @@ def test_no_usable_input_exits_2_with_one_clear_line(inputs, expected, tiny_unia
 def test_predict_needs_a_run_directory(lot, tmp_path, capsys):
     assert main(["predict", str(tmp_path), str(lot / "left"), "--out", str(tmp_path / "out")]) == 2
     assert "not a nipad run directory" in capsys.readouterr().err
+
+
+def test_predicting_one_image_prints_its_verdict_and_score(tiny_uniad_run, lot, tmp_path, capsys):
+    image = lot / "right/cam.png"
+    assert main(["predict", str(tiny_uniad_run), str(image), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    row = _read(tmp_path / "out")[1][0]
+    verdict = "ANOMALOUS" if row["pred_label"] else "normal"
+    assert f"{image}: {verdict} (class {row['class']}, score {row['pred_score']:.4g}" in printed

@@ -30,6 +30,9 @@ from nipad.errors import ConfigError, DataError
 from nipad.utils.io import make_dir
 
 
+SHOWN = 20  # images whose verdict is printed one per line
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict on image files: predictions.csv/.jsonl and a heatmap PNG per image")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the trained run (left out with --onnx)")
@@ -90,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     anomalous = sum(row["pred_label"] for row in rows)
     print(f"nipad: predicted {len(rows)} image(s): {anomalous} anomalous, {len(rows) - anomalous} normal; "
           f"skipped {len(skipped)} unreadable")
+    for row in rows[:SHOWN]:  # a few images: the verdict of each on the terminal, not only in the files
+        print(f"  {row['path']}: {'ANOMALOUS' if row['pred_label'] else 'normal'} (class {row['class']}, score "
+              f"{row['pred_score']:.4g}, {row['pred_score_normalized']:.2f} where 0.5 is the threshold)")
     for item in skipped[:20]:
         print(f"  skipped {item.path}: {item.reason}")
     print(f"nipad: wrote {csv_path}, {jsonl_path} and heatmaps in {out / 'heatmaps'}")
