@@ -5,8 +5,8 @@ images + pseudo anomalies: what settings are chosen on) and the test split, side
 
 The network's weights do not depend on the fusion, so one run is scored under each: the authors' fixed fusion
 (w = 0.5, and the earlier cpu preset's w = 1) with one prompt per class (the cpu preset's pool: the most typical
-image, the first of nipad's k-center pool), and the validated fusion of nipad's preset with and without
-prompt-token matching, plus each map alone. `as trained` is the run's own stored fusion (what `nipad test` gives).
+image, the first of nipad's k-center pool), the validated fusion without prompt-token matching, and the matching
+map alone. `as trained` is the run's own stored fusion (what `nipad test` gives).
 The validated variants are refitted here on the validation set's pseudo anomalies (`nipad.models.fusion`); the
 trainer fits the run's own on another draw of them. The fixed fusion's c is (max + min) / 2 of the validation
 set's reconstruction maps (the trainer takes it over held-out normals and another pseudo-anomaly draw).
@@ -90,7 +90,7 @@ def main() -> None:
         variants[f"fixed w={w:g}, 1 prompt/class"] = (lambda maps, w=w: (1 - w) * maps["rec_map"]
                                                        + w * c * maps["ref_map"], True)
     fits = {}
-    for keep in (("rec", "ref"), ("rec", "ref", "match"), ("rec",), ("ref",), ("match",)):
+    for keep in (("rec", "ref"), ("match",)):
         name = "validated " + "+".join(keep)
         fused, fits[name] = validated(sets["validation"][1], keep, pool)
         variants[name] = (fused, False)
