@@ -8,7 +8,6 @@ and on the test split. The model runs once per set; each w only reweights its tw
 
 import argparse
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -16,29 +15,17 @@ import torch
 from nipad.cli.common import open_data
 from nipad.data.elpv import read_elpv
 from nipad.engine.checkpoint import load_detector, read_info
-from nipad.engine.evaluate import Outputs, batches, score
+from nipad.engine.evaluate import Outputs, score
 from nipad.engine.trainer import split_calibration
 from nipad.engine.validation import pseudo_validation_set
 from nipad.models.detector import image_score
 
-
-def two_maps(detector, samples) -> dict:
-    """Each image's reconstruction map, refiner map, label, mask, class and path, from one pass of the model."""
-    kept = defaultdict(list)
-    with torch.inference_mode():
-        for batch, pred in batches(detector, samples):
-            if pred is None:
-                continue
-            kept["rec"].append(pred["rec_map"].float())
-            kept["ref"].append(pred["ref_map"].float())
-            for j, name in enumerate(batch["class_name"]):
-                kept["meta"].append((name, int(batch["label"][j]), batch["mask"][j, 0].numpy() > 0.5, batch["path"][j]))
-    return {"rec": torch.cat(kept["rec"]), "ref": torch.cat(kept["ref"]), "meta": kept["meta"]}
+from map_fusion import collect  # beside this file
 
 
 def weighted(maps: dict, w: float, c: float, pool: int) -> Outputs:
     """The test outputs the detector gives at fusion weight w."""
-    fused = (1 - w) * maps["rec"] + w * c * maps["ref"]
+    fused = (1 - w) * maps["rec_map"] + w * c * maps["ref_map"]
     scores = image_score(fused, pool)
     out = Outputs()
     for i, (name, label, mask, path) in enumerate(maps["meta"]):
@@ -65,7 +52,7 @@ def main() -> None:
     train, held = split_calibration(data.train, train_cfg["calibration_fraction"], train_cfg["seed"])
     size, c = detector.config.image_size, float(detector.fusion_scale)
     val = pseudo_validation_set(held, train, size, args.validation_dir / ("elpv" if args.elpv else "data"))
-    sets = {"validation": (val, two_maps(detector, val)), "test": (data.test, two_maps(detector, data.test))}
+    sets = {"validation": (val, collect(detector, val)), "test": (data.test, collect(detector, data.test))}
     report = {"run": str(args.run), "c": c, "trained_fusion_weight": detector.config.fusion_weight, "rows": []}
     for w in (float(x) for x in args.weights.split(",")):
         for label, (samples, maps) in sets.items():
