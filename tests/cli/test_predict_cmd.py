@@ -66,7 +66,7 @@ def test_predict_folder_and_quoted_glob_with_bad_files(tiny_uniad_run, lot, tmp_
     assert len({j["heatmap"] for j in jsonl}) == 4
     for name, size in sizes.items():
         j = by_path[name]
-        assert j["heatmap"] == f"heatmaps/{name}.png"  # mirrors the inputs below their common folder
+        assert j["heatmap"] == f"heatmaps/{Path(name).with_suffix('.png').as_posix()}"  # mirrors the input tree
         assert Image.open(out / j["heatmap"]).size == size
         raw = np.load(out / j["anomaly_map"])
         assert raw.shape == size[::-1] and raw.dtype == np.float32

@@ -60,12 +60,19 @@ def test_find_images_folders_globs_files_and_unique_names(images, monkeypatch):
     assert [f.relative.as_posix() for f in find_images(["**/part.png"])] == ["a/part.png", "b/part.png"]
 
 
+def test_outputs_are_named_by_stem_and_keep_the_suffix_only_where_two_inputs_share_a_stem(tmp_path):
+    for name in ("lot/a.png", "lot/a.jpg", "lot/b.bmp"):
+        _save(tmp_path / name, np.zeros((4, 4, 3), np.uint8))
+    found = {f.relative.as_posix(): f.output_stem.as_posix() for f in find_images([str(tmp_path / "lot")])}
+    assert found == {"a.jpg": "a.jpg", "a.png": "a.png", "b.bmp": "b"}
+
+
 def test_find_images_warns_on_nothing_and_leaves_out_the_output_folder(images, tmp_path):
     with pytest.warns(UserWarning, match="no such file"):
         assert find_images([str(tmp_path / "nowhere")]) == []
     with pytest.warns(UserWarning, match="no image files"):
         assert find_images([str(images / "*.tif")]) == []
-    _save(images / "out/heatmaps/part.png.png", np.zeros((4, 4, 3), np.uint8))
+    _save(images / "out/heatmaps/part.png", np.zeros((4, 4, 3), np.uint8))
     names = {f.relative.as_posix() for f in find_images([str(images)], exclude=images / "out")}
     assert "b/part.png" in names and not any(n.startswith("out/") for n in names)
 
@@ -138,8 +145,7 @@ def test_outputs_rows_csv_jsonl_agree_and_heatmaps_show_the_mask(images, model_a
         assert float(c["pred_score_normalized"]) == row["pred_score_normalized"]
         assert float(c["defect_area_fraction"]) == row["defect_area_fraction"]
         assert c["pred_label"] == ("true" if row["pred_label"] else "false")
-    assert [r["heatmap"] for r in rows] == ["heatmaps/a/part.png.png", "heatmaps/b/part.png.png",
-                                            "heatmaps/b/deep/x.bmp.png"]
+    assert [r["heatmap"] for r in rows] == ["heatmaps/a/part.png", "heatmaps/b/part.png", "heatmaps/b/deep/x.png"]
     for p, row in zip(preds, rows):
         picture = np.asarray(Image.open(out / row["heatmap"]).convert("RGB"))
         assert picture.shape == p.image.shape

@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,18 @@ HEATMAPS, MAPS = "heatmaps", "maps"
 
 @dataclass(frozen=True)
 class ImageInput:
-    """An image file to predict on and its path relative to the common root of the inputs (for output names)."""
+    """An image file to predict on and its path relative to the common root of the inputs (for output names).
+    `keep_suffix`: another input in the same folder has the same stem, so its outputs keep the image's suffix."""
 
     path: Path
     relative: Path
+    keep_suffix: bool = False
+
+    @property
+    def output_stem(self) -> Path:
+        """Where its outputs go below DIR/heatmaps and DIR/maps, without their own suffix: `lot/part` for
+        lot/part.png, or `lot/part.png` when lot/part.jpg is an input too."""
+        return self.relative if self.keep_suffix else self.relative.with_suffix("")
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,9 @@ def _unique_inputs(found: list[tuple[Path, Path]]) -> list[ImageInput]:
     if not files:
         return []
     base = os.path.commonpath([os.path.abspath(root) for _, root in files])
-    return [ImageInput(path, Path(os.path.relpath(os.path.abspath(path), base))) for path, _ in files]
+    relative = [Path(os.path.relpath(os.path.abspath(path), base)) for path, _ in files]
+    stems = Counter(r.with_suffix("") for r in relative)
+    return [ImageInput(path, rel, stems[rel.with_suffix("")] > 1) for (path, _), rel in zip(files, relative)]
 
 
 MAX_PIXELS = 40_000_000  # default decoded-pixel budget per image, as `nipad serve`'s
@@ -203,13 +214,13 @@ def save_outputs(pred: Prediction, out_dir: str | Path, save_map: bool = False, 
     """Write the heatmap PNG (normalised map over the image, pred_mask outlined in red) and, with `save_map`, the
     raw map as .npy; return the table row (output files relative to `out_dir`)."""
     out_dir = Path(out_dir)
-    name = pred.input.relative.name
-    heatmap = Path(HEATMAPS) / pred.input.relative.with_name(f"{name}.png")
+    stem = pred.input.output_stem
+    heatmap = Path(HEATMAPS) / stem.with_name(f"{stem.name}.png")
     picture = draw_outline(overlay_heatmap(pred.image, pred.anomaly_map_normalized, alpha, colormap), pred.pred_mask)
     atomic_write(out_dir / heatmap, lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"), fsync=False)
     raw = None
     if save_map:
-        raw = Path(MAPS) / pred.input.relative.with_name(f"{name}.npy")
+        raw = Path(MAPS) / stem.with_name(f"{stem.name}.npy")
         atomic_write(out_dir / raw, lambda tmp: _save_npy(tmp, pred.anomaly_map), fsync=False)
     return {
         "path": str(pred.input.path), "class": pred.class_name, "pred_score": pred.pred_score,
