@@ -170,7 +170,7 @@ class Trainer:
         self.log(f"nipad: {len(train)} training images in {len(classes)} classes, {len(held)} held out for "
                  f"calibration; device {self.ctx.device}, {self.ctx.world_size} process(es)")
         bank, held_bank = self._feature_banks(train, held)
-        data = self._training_set(train, classes, bank)
+        data = self._training_set(train, classes, bank, epochs_left=self.tcfg.epochs - start_epoch)
         sampler = self._sampler(len(train))
         opt = self._optimisation(state, start_epoch, math.ceil(len(sampler) / self.tcfg.batch_size))
         started = time.time()
@@ -208,8 +208,10 @@ class Trainer:
             held_bank = feature_bank(extractor, held, size, device, cache=self.cache, progress=bar.update)
         return bank, held_bank
 
-    def _training_set(self, train: Sequence[Sample], classes: list[str], bank: Tensor) -> TrainingSet:
-        """The bank with each image's class, and the pseudo anomalies of the restoration stream (OneNIP)."""
+    def _training_set(self, train: Sequence[Sample], classes: list[str], bank: Tensor, epochs_left: int
+                      ) -> TrainingSet:
+        """The bank with each image's class, and the pseudo anomalies of the restoration stream (OneNIP); the fixed
+        pool only when epochs are left to train (a run resumed after its last epoch only finishes)."""
         tcfg = self.tcfg
         owner = np.array([classes.index(s.class_name) for s in train])
         members = [np.flatnonzero(owner == c) for c in range(len(classes))]
@@ -217,7 +219,7 @@ class Trainer:
         if self.mcfg.uses_restoration:
             images = DecodedImages([s.image_path for s in train], self.mcfg.image_size)
             synthetic = SyntheticImages(images, PseudoAnomaly(texture_source(tcfg.texture_dir, images)), tcfg.seed)
-            if tcfg.synthetic_pool > 0:
+            if tcfg.synthetic_pool > 0 and epochs_left > 0:
                 with self._progress(len(train) * tcfg.synthetic_pool, "pseudo anomalies (fixed pool)") as bar:
                     pool = synthetic_pool(self.detector.extractor, synthetic, tcfg.synthetic_pool, self.ctx.device,
                                           workers=tcfg.workers, progress=bar.update)
