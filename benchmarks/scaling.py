@@ -1,7 +1,7 @@
 """Cost as the number of products grows: run size on disk, inference images/s and inference peak memory of nipad's
 default (OneNIP, nipad preset) and of unified PatchCore, for 1, 5, 15 and 50 products.
 
-    .venv/bin/python benchmarks/scaling.py [--products 1,5,15,50] [--shots 10] [--threads 2] [--json OUT]
+    .venv/bin/python benchmarks/scaling.py [--products 1,5,15,50] [--shots 5] [--threads 2] [--json OUT]
 
 Products are four of the shared ones (../shared/datasets) repeated under new names (p00_bottle, p01_magnetic_tile, ...;
 symbolic links, no copies), each trained on `--shots` normal images, so the training set grows with the products
@@ -65,7 +65,7 @@ def measure(run_dir: Path, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", default="1,5,15,50")
-    parser.add_argument("--shots", type=int, default=10)
+    parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/nipad-scaling"))
     parser.add_argument("--json", type=Path)

@@ -60,13 +60,13 @@ def run_one(method: str, args: argparse.Namespace) -> dict:
     from nipad.cli.main import main as nipad
     from nipad.engine.evaluate import infer, score
     from nipad.engine.families import load_run
-    from nipad.engine.run_info import read_info
 
     torch.set_num_threads(args.threads)
     name = method_name(method, args)
     run_dir = Path(args.out) / "runs" / (name + (f"-{args.shots}shot" if args.shots else ""))
     started = time.perf_counter()
-    reused = args.reuse and (run_dir / "config.json").is_file() and read_info(run_dir).finished
+    reused = args.reuse and (run_dir / "config.json").is_file() and json.loads(
+        (run_dir / "config.json").read_text(encoding="utf-8")).get("finished", False)
     if not reused and nipad(train_argv(method, args.data, run_dir, args)) != 0:
         raise SystemExit(f"nipad train failed for {method}")
     train_seconds = time.perf_counter() - started
