@@ -62,6 +62,16 @@ def validated(val: dict, keep: tuple[str, ...], pool: int):
                              fit.scale), fit
 
 
+def open_run(run: Path, roots: list[str], validation_dir: Path):
+    """(data, detector, training split, validation samples) of a trained run: the training images it trained on
+    and the validation set made from its held-out images."""
+    data = open_data(roots, None)
+    detector, _ = load_detector(run)
+    settings = read_info(run).train
+    train, held = split_calibration(data.train, settings["calibration_fraction"], settings["seed"])
+    return data, detector, train, pseudo_validation_set(held, train, detector.config.image_size, validation_dir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -71,12 +81,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = open_data(args.data, None)
-    detector, _ = load_detector(args.run)
-    settings = read_info(args.run).train
-    train, held = split_calibration(data.train, settings["calibration_fraction"], settings["seed"])
+    data, detector, _, val_samples = open_run(args.run, args.data, args.validation_dir)
     size, pool = detector.config.image_size, detector.config.score_pool
-    val_samples = pseudo_validation_set(held, train, size, args.validation_dir)
     sets = {"validation": (val_samples, collect(detector, val_samples)), "test": (data.test, collect(detector, data.test))}
     first = torch.tensor([i for i, o in enumerate(detector.prompts.owners.tolist())
                           if o not in detector.prompts.owners[:i].tolist()])

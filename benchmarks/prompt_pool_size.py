@@ -16,14 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from map_fusion import collect, outputs, validated  # beside this file
-from nipad.cli.common import open_data
-from nipad.engine.checkpoint import load_detector, read_info
+from map_fusion import collect, open_run, outputs, validated  # beside this file
 from nipad.engine.evaluate import score
 from nipad.engine.features import default_cache_dir, feature_bank
 from nipad.engine.feature_cache import FeatureCache
-from nipad.engine.trainer import split_calibration
-from nipad.engine.validation import pseudo_validation_set
 from nipad.models.prompt_pool import spread
 
 
@@ -37,17 +33,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = open_data(args.data, None)
-    detector, _ = load_detector(args.run)
-    settings = read_info(args.run).train
-    train, held = split_calibration(data.train, settings["calibration_fraction"], settings["seed"])
+    data, detector, train, val = open_run(args.run, args.data, args.validation_dir)
     size, pool = detector.config.image_size, detector.config.score_pool
     cache = FeatureCache(default_cache_dir(), detector.extractor.fingerprint, size, max_memory_bytes=0,
                          max_disk_bytes=2 << 30)
     bank = feature_bank(detector.extractor, train, size, torch.device("cpu"), cache=cache)
     classes = detector.prompts.class_names
     owner = np.array([classes.index(s.class_name) for s in train])
-    val = pseudo_validation_set(held, train, size, args.validation_dir)
     rows = []
     for p in (int(x) for x in args.sizes.split(",")):
         detector.prompts.load([], torch.empty(0), torch.empty(0, dtype=torch.long))
