@@ -11,12 +11,10 @@ from pathlib import Path
 
 import torch
 
-from nipad.cli.common import open_data
-from nipad.engine.checkpoint import load_detector, read_info
+from map_fusion import open_run  # beside this file
 from nipad.engine.evaluate import run_test
 from nipad.engine.features import feature_bank
-from nipad.engine.trainer import fusion_scale, split_calibration
-from nipad.engine.validation import pseudo_validation_set
+from nipad.engine.trainer import fusion_scale
 
 
 def half_range(detector, samples) -> float:
@@ -33,11 +31,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/nipad-fusion-validation"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = open_data(args.data, None)
-    detector, _ = load_detector(args.run)
-    train_cfg = read_info(args.run).train
-    train, held = split_calibration(data.train, train_cfg["calibration_fraction"], train_cfg["seed"])
-    val = pseudo_validation_set(held, train, detector.config.image_size, args.out)
+    data, detector, _, val = open_run(args.run, args.data, args.out)
     constants = {"normal images": half_range(detector, [s for s in val if s.label == 0]),
                  "normal + pseudo anomalies": half_range(detector, val)}
     for name, c in constants.items():
