@@ -232,13 +232,17 @@ def collapsed_refiner(monkeypatch):
 def test_a_collapsed_refiner_is_dropped_by_the_validated_fusion_and_the_run_still_detects(
         collapsed_refiner, mvtec_maker, tmp_path):
     data = open_dataset(mvtec_maker(tmp_path / "data", n_train=20))
-    mcfg = ModelConfig(**TINY, fusion="validated", prompt_matching=True)
+    mcfg = ModelConfig(**TINY, fusion="validated", prompt_matching=True, match_coreset=0.5, score_map="match")
     tcfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, synthetic_pool=1, calibration_fraction=0.3, prompts_per_class=4)
     detector = Trainer(mcfg, tcfg, tmp_path / "run", CPU, log=lambda *a: None, preset="nipad").fit(data.train, ["x"])
     info = checkpoint.read_info(tmp_path / "run")
     assert info.finished and info.extra["fusion"]["weights"]["ref"] == 0.0 and info.extra["preset"] == "nipad"
     assert info.extra["fusion"]["weights"]["match"] > 0 and info.extra["validation_auroc"] >= 0.7
-    results, _ = run_test(checkpoint.load_detector(tmp_path / "run")[0], data.test)
+    assert info.extra["fusion"]["score_weights"] == {"rec": 0.0, "ref": 0.0, "match": 1.0}
+    loaded = checkpoint.load_detector(tmp_path / "run")[0]
+    tokens_per_class = 14 * (mcfg.feature_size ** 2)  # 20 training images, 30% held out: 14 train each class
+    assert len(loaded.bank) == len(info.classes) * tokens_per_class // 2 and torch.equal(loaded.bank.tokens, detector.bank.tokens.cpu())
+    results, _ = run_test(loaded, data.test)
     assert results.mean["image_auroc"] >= 0.9
     assert float(detector.map_weights[1]) == 0.0
 

@@ -21,6 +21,7 @@ from nipad.export.graph import InferenceGraph, resize_images
 from nipad.export.onnx_export import export_onnx
 from nipad.export.onnx_runner import OnnxDetector
 from nipad.models.config import preset
+from nipad.models.matching import prompt_tokens
 from nipad.models.detector import Detector
 
 MAP_TOL = 1e-4
@@ -162,6 +163,9 @@ def test_the_nipad_preset_exports_with_its_matching_map_and_validated_fusion(one
     torch.manual_seed(0)
     detector = Detector(preset("nipad", "onenip", image_size=64), extractor=onenip.extractor).eval()
     detector.prompts.load(onenip.prompts.class_names, onenip.prompts.features, onenip.prompts.owners)
+    bank, owners = prompt_tokens(onenip.prompts.features[:1], onenip.prompts.owners[:1])
+    detector.bank.load(bank[::3] + 0.01, owners[::3])  # the first class matched against a bank, the others' prompts
+    detector.score_weights.copy_(torch.tensor([0.0, 0.0, 1.0]))
     detector.map_weights.copy_(torch.tensor([0.25, 0.25, 0.5]))
     detector.map_shift.copy_(torch.tensor([1.0, 0.1, 2.0]))
     detector.map_scale.copy_(torch.tensor([3.0, 0.5, 4.0]))

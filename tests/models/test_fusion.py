@@ -44,3 +44,16 @@ def test_when_no_map_detects_anything_all_are_kept_and_the_fused_auroc_shows_it(
     normal = [_maps(20, False, False, 0), _maps(20, False, False, 1), None]
     fit = fit_fusion(normal, [_maps(20, True, False, 2), _maps(20, True, False, 3), None], pool=4)
     assert fit.weights.tolist() == pytest.approx([0.5, 0.5, 0.0]) and fit.fused_auroc < MIN_AUROC
+
+
+def test_the_image_score_comes_from_the_matching_map_only_when_it_passes_validation():
+    normal = [_maps(20, False, True, 0), _maps(20, False, True, 1), _maps(20, False, True, 4)]
+    good = fit_fusion(normal, [_maps(20, True, True, s) for s in (2, 3, 5)], pool=4, score_from_match=True)
+    assert good.weights.tolist() == pytest.approx([1 / 3] * 3) and good.score_weights.tolist() == [0.0, 0.0, 1.0]
+    assert "image score from the matching map" in good.describe()
+    blind = fit_fusion(normal, [_maps(20, True, True, 2), _maps(20, True, True, 3), _maps(20, True, False, 5)], pool=4,
+                       score_from_match=True)
+    assert blind.auroc["match"] < MIN_AUROC and torch.equal(blind.score_weights, blind.weights)
+    assert blind.weights.tolist() == pytest.approx([0.5, 0.5, 0.0])
+    assert torch.equal(fit_fusion(normal, [_maps(20, True, True, s) for s in (2, 3, 5)], pool=4).score_weights,
+                       good.weights)

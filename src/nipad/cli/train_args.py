@@ -29,6 +29,7 @@ UNIAD = ("preset", "epochs", "lr", "warmup_steps", "neck", "fp32", "fusion")
 READS: dict[str, tuple[str, ...]] = {
     "onenip": (*UNIAD, "decoder", "no_restoration", "no_refiner", "texture_dir", "synthetic_pool", "workers",
                "prompt_neighbours", "prompts_per_class", "fusion_weight", "fusion", "prompt_matching",
+               "match_coreset", "score_map",
                "mask_final_attention"),
     "uniad": UNIAD,
     "patchcore": ("mode", "coreset_ratio"),
@@ -61,6 +62,7 @@ def reconstruction_training(args: argparse.Namespace, device: torch.device) -> R
         backbone_weights=args.backbone_weights, neck=args.neck, decoder=args.decoder,
         restoration=False if args.no_restoration else None, refiner=False if args.no_refiner else None,
         fusion_weight=args.fusion_weight, fusion=args.fusion, prompt_matching=args.prompt_matching,
+        match_coreset=args.match_coreset, score_map=args.score_map,
         mask_final_attention=True if args.mask_final_attention else None,
     )
     train = train_preset(

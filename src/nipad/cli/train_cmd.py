@@ -12,7 +12,7 @@ from nipad.engine import distributed
 from nipad.engine.families import all_models, family_of_model
 from nipad.engine.family import TrainData
 from nipad.models.anomalysd.config import PERCEPTUAL
-from nipad.models.config import FUSIONS, PRESETS
+from nipad.models.config import FUSIONS, PRESETS, SCORE_MAPS
 from nipad.models.neck import NECKS
 from nipad.models.patch_baseline import MODES
 
@@ -49,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-matching", action=argparse.BooleanOptionalAction, default=None,
                    help="onenip: add each token's distance to the nearest token of its class's prompts as a map "
                    "(nipad preset: on; needs --fusion validated)")
+    p.add_argument("--match-coreset", type=float, metavar="R",
+                   help="onenip: match against a greedy coreset of this share of each class's training tokens "
+                   "(nipad preset: 0.1; 0: the prompts' tokens only)")
+    p.add_argument("--score-map", choices=SCORE_MAPS, help="onenip: the image score is the peak of the `anomaly` "
+                   "map or of the `match` map where it passes validation (nipad preset: match)")
     p.add_argument("--texture-dir", metavar="DIR", help="texture images for the Perlin pseudo anomalies (e.g. DTD)")
     p.add_argument("--synthetic-pool", type=int, metavar="V",
                    help="V fixed pseudo-anomaly variants per image (0: a fresh one every step)")

@@ -51,6 +51,8 @@ def load_detector(run_dir: str | Path, device: torch.device | str = "cpu") -> tu
     detector = Detector(info.model)
     if "prompts.features" in tensors:
         detector.prompts.load(info.prompt_classes, tensors["prompts.features"], tensors["prompts.owners"])
+    if detector.bank is not None and "bank.tokens" in tensors:
+        detector.bank.load(tensors["bank.tokens"], tensors["bank.owners"])
     missing, unexpected = detector.load_state_dict(tensors, strict=False)
     missing = [k for k in missing if not k.startswith("extractor.")]
     if missing or unexpected:

@@ -31,6 +31,7 @@ from nipad.errors import ConfigError, DataError, TrainingError
 from nipad.models.config import ModelConfig
 from nipad.models.detector import Detector
 from nipad.models.fusion import MAPS, auroc, fit_fusion
+from nipad.models.matching import coreset_tokens
 from nipad.models.objective import Objective
 from nipad.models.prompt_pool import neighbours, spread
 from nipad.synth import PseudoAnomaly
@@ -336,6 +337,7 @@ class Trainer:
         is marked finished only when its anomaly map tells its held-out normals from their pseudo-anomalous copies."""
         self.detector.eval()
         self._build_prompts(data.bank, data.owner, info.classes)
+        self._build_token_bank(data.bank, data.owner, info.classes)
         last = info.extra["history"][-1] if info.extra["history"] else {}
         if refiner_stalled(last):
             self.log(f"nipad: warning: the refiner has not learned to mark the pseudo anomalies (Dice loss "
@@ -346,11 +348,15 @@ class Trainer:
         normal = held_bank if len(held_bank) else data.bank
         pseudo = self._pseudo_anomalous(held or train, train, data)
         if self.mcfg.fusion == "validated":
-            fit = fit_fusion(self._maps(normal), self._maps(pseudo), self.mcfg.score_pool)
-            for name, value in (("map_weights", fit.weights), ("map_shift", fit.shift), ("map_scale", fit.scale)):
-                getattr(self.detector, name).copy_(value)
+            fit = fit_fusion(self._maps(normal), self._maps(pseudo), self.mcfg.score_pool,
+                             score_from_match=self.mcfg.score_map == "match")
+            for name, value in (("map_weights", fit.weights), ("map_shift", fit.shift), ("map_scale", fit.scale),
+                                ("score_weights", fit.score_weights)):
+                if hasattr(self.detector, name):
+                    getattr(self.detector, name).copy_(value)
             self.log(f"nipad: fusion: {fit.describe()}")
             info.extra["fusion"] = {"weights": dict(zip(MAPS, fit.weights.tolist())),
+                                    "score_weights": dict(zip(MAPS, fit.score_weights.tolist())),
                                     "auroc": {k: None if math.isnan(v) else v for k, v in fit.auroc.items()}}
         elif self.mcfg.uses_refiner:
             self.detector.fusion_scale.fill_(fusion_scale(self.detector, torch.cat([normal, pseudo]), self.ctx.device))
@@ -405,6 +411,16 @@ class Trainer:
             texture_source(self.tcfg.texture_dir, DecodedImages([s.image_path for s in train], size)))
         copies = SyntheticImages(DecodedImages([s.image_path for s in samples], size), pseudo, FUSION_SEED)
         return synthetic_pool(self.detector.extractor, copies, 1, self.ctx.device, workers=self.tcfg.workers)[0]
+
+    def _build_token_bank(self, bank: Tensor, owner: np.ndarray, classes: list[str]) -> None:
+        """Each class's matching bank: a greedy coreset of `match_coreset` of its training images' tokens."""
+        if self.detector.bank is None:
+            return
+        parts = [coreset_tokens(bank[np.flatnonzero(owner == c)], self.mcfg.match_coreset, self.tcfg.seed)
+                 for c in range(len(classes))]
+        owners = torch.cat([torch.full((len(p),), c, dtype=torch.long) for c, p in enumerate(parts)])
+        self.detector.bank.load(torch.cat(parts).to(self.ctx.device), owners.to(self.ctx.device))
+        self.log(f"nipad: matching bank: {len(owners)} tokens ({100 * self.mcfg.match_coreset:g}% coreset per class)")
 
     def _build_prompts(self, bank: Tensor, owner: np.ndarray, classes: list[str]) -> None:
         """Each class's prompt pool: its most typical normal training image, so a test image's nearest prompt is of

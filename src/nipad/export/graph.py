@@ -6,6 +6,7 @@ Differences from `Detector.forward`, all so the graph has static control flow an
   the model size;
 * the prompt pool is baked in already ENCODED (OneNIP's prompts go through the encoder once, at export) and each
   image's prompt is picked by argmax + gather over cosine similarities, not `unique`;
+* the matching searches one static bank (all classes' normal tokens, masked to the query's class);
 * the class is returned as the chosen prompt's index (its name is in the sidecar JSON); -1 for an empty pool.
 """
 
@@ -54,6 +55,9 @@ class InferenceGraph(nn.Module):
             self.register_buffer("prompt_descriptors", descriptor(pool.features) if self.has_pool else torch.empty(0))
             tokens = detector.net.encode(pool.features) if self.has_pool and detector.config.uses_prompt else None
         self.register_buffer("prompt_tokens", tokens if tokens is not None else torch.empty(0))
+        bank, owners = detector.matching_bank() if detector.config.prompt_matching else (torch.empty(0), torch.empty(0))
+        self.register_buffer("match_bank", bank.float())
+        self.register_buffer("match_owners", owners.long())
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -65,7 +69,7 @@ class InferenceGraph(nn.Module):
             index = torch.full((features.shape[0],), -1, dtype=torch.long, device=features.device)
         query = det.net.encode(features)
         rec = det.net.decode(query, self.prompt_tokens[index]) if det.config.uses_prompt else det.net.decode(query)
-        pool = det.prompts
-        match = match_map(features, pool.features, pool.owners, pool.owners[index]) if det.config.prompt_matching else None
+        match = (match_map(features, self.match_bank, self.match_owners, det.prompts.owners[index])
+                 if det.config.prompt_matching else None)
         out = det.score_maps(features, rec, match)
         return out["pred_score"], out["anomaly_map"], index

@@ -11,6 +11,7 @@ from nipad.models.neck import NECKS
 MODELS = ("onenip", "uniad")
 DECODERS = ("dynamic", "static")
 FUSIONS = ("fixed", "validated")
+SCORE_MAPS = ("anomaly", "match")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,10 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
     detect the run's own validation pseudo anomalies, chosen at the end of training (`nipad.engine.fusion`).
     `bce_weight` adds a binary cross-entropy term to the refiner's Dice loss (nipad.models.objective).
     `prompt_matching` adds a third map: each token's distance to the nearest token of its class's prompt images
-    (`nipad.models.matching`; OneNIP only, with `validated` fusion).
+    (`nipad.models.matching`; OneNIP only, with `validated` fusion). `match_coreset` above 0 matches against a
+    greedy coreset of that share of each class's training tokens instead (a PatchCore-like bank per class).
+    `score_map` is where the image score is taken: the peak of the `anomaly` map, or of the `match` map when it
+    passes validation (the anomaly map otherwise).
     """
 
     model: str = "onenip"
@@ -54,6 +58,8 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
     fusion_weight: float = 0.5
     fusion: str = "fixed"
     prompt_matching: bool = False
+    match_coreset: float = 0.0
+    score_map: str = "anomaly"
     score_pool: int = 16
 
     def __post_init__(self) -> None:
@@ -71,6 +77,12 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
             raise ConfigError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
         if self.prompt_matching and (self.model != "onenip" or self.fusion != "validated"):
             raise ConfigError("prompt matching needs --model onenip and --fusion validated")
+        if not 0.0 <= self.match_coreset <= 1.0:
+            raise ConfigError(f"--match-coreset must be in [0, 1], got {self.match_coreset}")
+        if self.score_map not in SCORE_MAPS:
+            raise ConfigError(f"unknown score map {self.score_map!r}; choose one of {', '.join(SCORE_MAPS)}")
+        if (self.match_coreset > 0 or self.score_map == "match") and not self.prompt_matching:
+            raise ConfigError("--match-coreset and --score-map match need prompt matching (--prompt-matching)")
         if self.hidden_dim % self.heads:
             raise ConfigError(f"hidden size {self.hidden_dim} is not divisible by {self.heads} heads")
 
@@ -118,16 +130,21 @@ sooner. The `pooled` neck was chosen on held-out normal images + pseudo anomalie
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": {**CPU_NETWORK},
-    "nipad": {**CPU_NETWORK, "fusion": "validated", "prompt_matching": True},
+    "nipad": {**CPU_NETWORK, "fusion": "validated", "prompt_matching": True, "match_coreset": 0.1,
+              "score_map": "match"},
 }
 """`paper`: the authors' OneNIP exactly (for a GPU). `cpu`: the authors' method at a 2-core machine's budget (the
 network above, the authors' half-and-half fusion). `nipad`: nipad's own unified model, the default without a GPU:
-the `cpu` network and schedule plus prompt-token matching and the validated fusion (docs/nipad-model.md)."""
+the `cpu` network and schedule plus token matching against a coreset of each class's training tokens, the validated
+fusion for the map and the matching map for the image score (docs/nipad-model.md)."""
 
 
 def preset(name: str, model: str = "onenip", **overrides: Any) -> ModelConfig:
-    """The named preset for `model`, with overrides (None values are ignored); UniAD has no prompt to match."""
+    """The named preset for `model`, with overrides (None values are ignored); UniAD has no prompt to match, and
+    turning matching off turns off what builds on it."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    settings = {**PRESETS[name], **({"prompt_matching": False} if model != "onenip" else {})}
+    no_matching = {"prompt_matching": False, "match_coreset": 0.0, "score_map": "anomaly"}
+    off = model != "onenip" or overrides.get("prompt_matching") is False
+    settings = {**PRESETS[name], **(no_matching if off else {})}
     return ModelConfig(model=model, **settings).with_overrides(**overrides)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from nipad.models.backbone import create_backbone
 from nipad.models.config import ModelConfig
 from nipad.models.fusion import MAPS, fuse, image_score
-from nipad.models.matching import match_map
+from nipad.models.matching import TokenBank, match_map, prompt_tokens
 from nipad.models.neck import FeatureExtractor, create_neck
 from nipad.models.output import ModelOutput
 from nipad.models.prompt_pool import PromptPool
@@ -27,7 +27,9 @@ class Detector(nn.Module):
     `fusion_scale` is the authors' c = (max + min) / 2 of the reconstruction maps. The authors measure it on the
     test set, anomalies included (transductive); here it is measured at the end of training on held-out normal
     training images and a pseudo-anomalous copy of each. With `fusion` `validated` the buffers `map_weights`,
-    `map_shift` and `map_scale` (one entry per map of `nipad.models.fusion.MAPS`) are set there instead.
+    `map_shift` and `map_scale` (one entry per map of `nipad.models.fusion.MAPS`) are set there instead, and with
+    `score_map` `match` also `score_weights`: the maps the image score is taken from. With `match_coreset` above 0 the
+    matching searches `bank` (a coreset of each class's training tokens) instead of the prompts' tokens.
     """
 
     def __init__(self, config: ModelConfig, extractor: FeatureExtractor | None = None) -> None:
@@ -43,6 +45,9 @@ class Detector(nn.Module):
             self.register_buffer("map_weights", torch.full((len(MAPS),), 1.0 / len(MAPS)))
             self.register_buffer("map_shift", torch.zeros(len(MAPS)))
             self.register_buffer("map_scale", torch.ones(len(MAPS)))
+        if config.score_map == "match":
+            self.register_buffer("score_weights", torch.tensor([0.0, 0.0, 1.0]))
+        self.bank = TokenBank() if config.match_coreset > 0 else None
 
     def features(self, images: Tensor) -> Tensor:
         with torch.no_grad():
@@ -59,15 +64,26 @@ class Detector(nn.Module):
         prompt = self.net.encode(self.prompts.features[unique].to(features))[inverse]
         return self.net.decode(query, prompt), index
 
+    def matching_bank(self) -> tuple[Tensor, Tensor]:
+        """The normal tokens (M, C) searched by the matching and the class index of each: the token bank's rows,
+        then the prompts' tokens of every class the bank does not hold."""
+        held = self.bank.classes() if self.bank is not None else set()
+        spare = torch.tensor([int(o) not in held for o in self.prompts.owners.tolist()], dtype=torch.bool)
+        bank, owners = prompt_tokens(self.prompts.features[spare], self.prompts.owners[spare])
+        if held:
+            bank = torch.cat([self.bank.tokens.float(), bank.to(self.bank.tokens.device)])
+            owners = torch.cat([self.bank.owners, owners.to(self.bank.owners.device)])
+        return bank, owners
+
     def match(self, features: Tensor, index: Tensor) -> Tensor:
-        """Prompt-token matching of each image against the prompts of its class, one class at a time (the cost is
-        that of one class's prompts whatever the pool holds)."""
-        owners = self.prompts.owners.to(index.device)
-        query_class = owners[index]
+        """Token matching of each image against the normal tokens of its class, one class at a time (the cost is
+        that of one class's tokens whatever the bank holds)."""
+        query_class = self.prompts.owners.to(index.device)[index]
+        bank, owners = self.matching_bank()
         out = features.new_empty(features.shape[0], 1, *features.shape[2:])
         for c in query_class.unique().tolist():
             rows, keep = query_class == c, owners == c
-            out[rows] = match_map(features[rows], self.prompts.features[keep].to(features), owners[keep],
+            out[rows] = match_map(features[rows], bank[keep].to(features.device), owners[keep].to(features.device),
                                   query_class[rows])
         return out
 
@@ -99,8 +115,16 @@ class Detector(nn.Module):
             "ref_map": ref_map,
             "match_map": matched,
             "anomaly_map": anomaly_map,
-            "pred_score": image_score(anomaly_map, self.config.score_pool),
+            "pred_score": image_score(self._score_map(anomaly_map, (rec_map, ref_map, matched)),
+                                      self.config.score_pool),
         }
+
+    def _score_map(self, anomaly_map: Tensor, maps: tuple[Tensor | None, ...]) -> Tensor:
+        """The map the image score is the peak of: the anomaly map, or with `score_map` `match` the fusion of the
+        maps chosen for scoring (the matching map where it passed validation)."""
+        if self.config.score_map != "match":
+            return anomaly_map
+        return fuse(maps, self.score_weights, self.map_shift, self.map_scale)
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> ModelOutput:
