@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from nipad.cli.common import add_data_args, open_data
-from nipad.engine.calibration import ALL, Calibration, calibrate
-from nipad.engine.calibration import FILE as CALIBRATION
-from nipad.engine.distributed import pick_device
-from nipad.engine.families import load_run
 from nipad.errors import ConfigError
 
 
@@ -25,6 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from nipad.engine.calibration import ALL, Calibration, calibrate
+    from nipad.engine.calibration import FILE as CALIBRATION
+    from nipad.engine.distributed import pick_device
+    from nipad.engine.families import load_run
+
     model, info = load_run(args.run_dir, pick_device(args.device))
     has_old = (Path(args.run_dir) / CALIBRATION).is_file()  # a run without normal images (0-shot) has none yet
     old = Calibration.load(args.run_dir) if has_old else None

@@ -6,20 +6,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from nipad.data.elpv import read_elpv
-from nipad.engine import distributed
-from nipad.engine.checkpoint import load_detector
-from nipad.engine.calibration import Calibration
-from nipad.engine.evaluate import run_test
-from nipad.engine.predict import ImageInput, Prediction, predict, save_outputs, write_table
-from nipad.engine.train_config import TrainConfig, train_preset
-from nipad.engine.trainer import Trainer
-from nipad.metrics import format_table
-from nipad.models.config import preset
-from nipad.report import write_report
+if TYPE_CHECKING:
+    from nipad.engine.train_config import TrainConfig
 
 
 DEMO_LR = 1e-3
@@ -30,6 +20,8 @@ a warmup, and its refiner learned; the trainer warns if it ever does not."""
 
 def demo_training(epochs: int, seed: int | None = None) -> TrainConfig:
     """The demo's training settings (also what benchmarks/elpv_demo.py measures)."""
+    from nipad.engine.train_config import train_preset
+
     return train_preset("nipad", epochs=epochs, lr=DEMO_LR, warmup_steps=0, seed=seed)
 
 
@@ -46,6 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from nipad.data.elpv import read_elpv
+    from nipad.engine import distributed
+    from nipad.engine.calibration import Calibration
+    from nipad.engine.checkpoint import load_detector
+    from nipad.engine.evaluate import run_test
+    from nipad.engine.predict import ImageInput, Prediction, predict, save_outputs, write_table
+    from nipad.engine.trainer import Trainer
+    from nipad.metrics import format_table
+    from nipad.models.config import preset
+    from nipad.report import write_report
+
     started = time.time()
     ctx = distributed.setup()
     data = read_elpv(n_train=args.train_per_class, n_test=args.test_per_class)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nipad.engine.families import load_run
-from nipad.export.onnx_export import DEFAULT_OPSET, export_onnx
+from nipad.export import DEFAULT_OPSET
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nipad.engine.families import load_run
+    from nipad.export.onnx_export import export_onnx
+
     model, _ = load_run(args.run_dir, "cpu")
     report = export_onnx(model, args.out, run_dir=args.run_dir, opset=args.opset)
     print(f"nipad: wrote {report.onnx_path} and {report.sidecar_path}; onnxruntime vs PyTorch on 2 images: max "

@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-import torch
-from PIL import Image
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any
 
 from nipad.data import IMAGE_EXTENSIONS
-from nipad.engine.calibration import Calibration
-from nipad.engine.distributed import pick_device
-from nipad.engine.families import load_run
-from nipad.engine.predict import (
-    MAX_PIXELS,
-    Skipped,
-    find_images,
-    predict,
-    save_outputs,
-    write_table,
-)
+from nipad.data.image_io import MAX_PIXELS
 from nipad.errors import ConfigError, DataError
 from nipad.utils.io import make_dir
+
+if TYPE_CHECKING:
+    import torch
+
+    from nipad.engine.calibration import Calibration
 
 
 SHOWN = 20  # images whose verdict is printed one per line
@@ -54,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def open_model(args: argparse.Namespace) -> tuple[Any, Calibration, torch.device | str]:
     """The PyTorch model of RUN_DIR, or the exported model of --onnx, with its calibration and device."""
+    from nipad.engine.calibration import Calibration
+    from nipad.engine.distributed import pick_device
+    from nipad.engine.families import load_run
+
     if not args.onnx:
         device = pick_device(args.device)
         return load_run(args.run_dir, device)[0], Calibration.load(args.run_dir), device
@@ -67,6 +62,11 @@ def open_model(args: argparse.Namespace) -> tuple[Any, Calibration, torch.device
 
 
 def run(args: argparse.Namespace) -> int:
+    from PIL import Image
+    from tqdm import tqdm
+
+    from nipad.engine.predict import Skipped, find_images, predict, save_outputs, write_table
+
     out = Path(args.out)
     paths = [args.run_dir, *args.paths] if args.onnx else args.paths
     inputs = find_images(paths, exclude=out)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nipad.engine.predict import MAX_PIXELS, find_images
-from nipad.engine.prompts import add_prompts, check_class_name
+from nipad.data.image_io import MAX_PIXELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nipad.engine.predict import find_images
+    from nipad.engine.prompts import add_prompts, check_class_name
+
     check_class_name(args.class_name)
     paths = [item.path for item in find_images(args.images)]
     done = add_prompts(args.run_dir, args.class_name, paths, args.prompts,

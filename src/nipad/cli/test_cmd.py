@@ -5,14 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from nipad.cli.common import add_data_args, open_data
-from nipad.engine.families import load_run
-from nipad.engine.distributed import pick_device
-from nipad.engine.evaluate import run_test
-from nipad.metrics import format_table
-from nipad.report import write_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from nipad.engine.distributed import pick_device
+    from nipad.engine.evaluate import run_test
+    from nipad.engine.families import load_run
+    from nipad.metrics import format_table
+    from nipad.report import write_report
+
     device = pick_device(args.device)
     detector, info = load_run(args.run_dir, device)
     dataset = open_data(args.data, args.classes)

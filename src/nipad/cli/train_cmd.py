@@ -6,21 +6,15 @@ import argparse
 from pathlib import Path
 
 from nipad.cli.common import add_data_args, open_data
-from nipad.cli.train_args import training_config
-from nipad.data import kshot
-from nipad.engine import distributed
-from nipad.engine.families import all_models, family_of_model
-from nipad.engine.family import TrainData
 from nipad.models.anomalysd.config import PERCEPTUAL
 from nipad.models.config import FUSIONS, PRESETS, SCORE_MAPS
-from nipad.models.neck import NECKS
-from nipad.models.patch_baseline import MODES
+from nipad.models.names import MODELS, MODES, NECKS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one model for all classes of the given data sets")
     add_data_args(p)
-    p.add_argument("--model", choices=all_models(), default="onenip")
+    p.add_argument("--model", choices=MODELS, default="onenip")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (resumed if it holds an unfinished run)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="onenip/uniad: `nipad` (nipad's own model: the cpu network with prompt-token "
@@ -101,6 +95,12 @@ def add_anomalysd_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nipad.cli.train_args import training_config
+    from nipad.data import kshot
+    from nipad.engine import distributed
+    from nipad.engine.families import family_of_model
+    from nipad.engine.family import TrainData
+
     ctx = distributed.setup(args.device)
     try:
         dataset = open_data(args.data, args.classes)

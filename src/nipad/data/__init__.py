@@ -1,4 +1,9 @@
-"""nipad.data: data set readers (MVTec AD, VisA, BTAD, plain folders), image loading and the torch Dataset."""
+"""nipad.data: data set readers (MVTec AD, VisA, BTAD, plain folders), image loading and the torch Dataset.
+
+The torch Dataset (`ImageDataset`, `collate_skip_bad`) is imported on first use, so that reading a data set (`nipad
+data`) imports no torch."""
+
+from typing import Any
 
 from nipad.data.class_tree import read_btad, read_mvtec
 from nipad.data.combine import combine
@@ -9,7 +14,6 @@ from nipad.data.image_io import decode_image_bytes, load_image, load_mask
 from nipad.data.kshot import kshot
 from nipad.data.open import detect_layout, open_dataset
 from nipad.data.sample import ANOMALOUS, NORMAL, Sample
-from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
 from nipad.data.visa import read_visa
 
 __all__ = [
@@ -34,3 +38,14 @@ __all__ = [
     "read_visa",
     "select_classes",
 ]
+
+
+_LAZY = {"ImageDataset", "collate_skip_bad"}  # from nipad.data.torch_dataset, which imports torch
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from nipad.data import torch_dataset
+
+        return getattr(torch_dataset, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,7 @@ from PIL import Image
 from nipad.errors import ConfigError, DataError
 
 ImageSize = int | tuple[int, int]
+MAX_PIXELS = 40_000_000  # default decoded-pixel budget per image of predict and prompt add, as `nipad serve`'s
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _LABEL_ID_MAX = 128

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nipad.data import IMAGE_EXTENSIONS, load_image
+from nipad.data.image_io import MAX_PIXELS
 from nipad.engine.calibration import Calibration
 from nipad.engine.evaluate import check_finite_outputs
 from nipad.errors import ConfigError, DataError
@@ -145,9 +146,6 @@ def _unique_inputs(found: list[tuple[Path, Path]]) -> list[ImageInput]:
     relative = [Path(os.path.relpath(os.path.abspath(path), base)) for path, _ in files]
     stems = Counter(r.with_suffix("") for r in relative)
     return [ImageInput(path, rel, stems[rel.with_suffix("")] > 1) for (path, _), rel in zip(files, relative)]
-
-
-MAX_PIXELS = 40_000_000  # default decoded-pixel budget per image, as `nipad serve`'s
 
 
 def load_original(path: Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:

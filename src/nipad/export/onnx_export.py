@@ -23,12 +23,11 @@ from nipad.engine import integrity
 from nipad.engine.calibration import FILE as CALIBRATION_FILE
 from nipad.engine.calibration import Calibration
 from nipad.errors import CheckpointError, ConfigError
+from nipad.export import DEFAULT_OPSET
 from nipad.export.graph import InferenceGraph
 from nipad.export.sidecar import FORMAT, INPUT, OUTPUTS, sidecar_path
 from nipad.models.detector import Detector
 from nipad.utils.io import atomic_write, atomic_write_json
-
-DEFAULT_OPSET = 18
 
 
 @dataclass(frozen=True)

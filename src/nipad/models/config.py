@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from nipad.errors import ConfigError
-from nipad.models.neck import NECKS
+from nipad.models.names import NECKS
 
 MODELS = ("onenip", "uniad")
 DECODERS = ("dynamic", "static")

@@ -16,8 +16,7 @@ from torch import Tensor, nn
 
 from nipad.errors import ConfigError
 from nipad.models.backbone import Backbone
-
-NECKS = ("mfcn", "pooled")
+from nipad.models.names import NECKS
 
 
 class MFCN(nn.Module):

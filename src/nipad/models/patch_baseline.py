@@ -17,10 +17,10 @@ from torchvision.transforms.functional import gaussian_blur
 
 from nipad.errors import ConfigError, DataError
 from nipad.models.backbone import Backbone, create_backbone
+from nipad.models.names import MODES
 from nipad.models.output import ModelOutput
 from nipad.models.prompt_pool import descriptor
 
-MODES = ("separate", "unified")
 ALL = "__all__"
 
 

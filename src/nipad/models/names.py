@@ -1,0 +1,6 @@
+"""The names the command line offers as choices, in a module free of torch so that building the parser (`nipad
+--help`, `nipad --version`, `nipad data`) imports none: the modules that implement them take their names from here."""
+
+MODELS = ("onenip", "uniad", "anomalysd", "patchcore", "padim", "knn")  # nipad.engine.families.all_models() (a test)
+NECKS = ("mfcn", "pooled")  # nipad.models.neck
+MODES = ("separate", "unified")  # nipad.models.patch_baseline: one model per class, or one for all classes
