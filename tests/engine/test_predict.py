@@ -17,10 +17,13 @@ from nipad.engine.predict import (
     Prediction,
     Skipped,
     find_images,
+    load_original,
     predict,
+    predict_images,
     save_outputs,
     write_table,
 )
+from nipad.errors import ConfigError
 from nipad.visualize import RED, overlay_heatmap
 
 
@@ -105,6 +108,21 @@ def test_predict_keeps_going_past_bad_files_at_original_size(images, model_and_c
         assert p.defect_area_fraction == pytest.approx(p.pred_mask.mean())
     one_by_one = [r for r in predict(model, calibration, inputs[1:2], batch_size=1)]
     assert one_by_one[0].pred_score == pytest.approx(preds["a/part.png"].pred_score, rel=1e-4)
+
+
+def test_decoded_images_predict_as_their_files(images, model_and_calibration):
+    """predict_images (the in-memory path, what nipad.load(...).predict runs) gives what predict gives the files."""
+    model, calibration = model_and_calibration
+    inputs = find_images([str(images / "a/part.png"), str(images / "b")])
+    from_files = list(predict(model, calibration, inputs, batch_size=2))
+    decoded = [load_original(item.path) for item in inputs]
+    in_memory = list(predict_images(model, calibration, decoded, batch_size=3))
+    assert [p.input for p in in_memory] == [None] * len(inputs)
+    for a, b in zip(from_files, in_memory):
+        assert (a.class_name, a.pred_label, a.anomaly_map.shape) == (b.class_name, b.pred_label, b.anomaly_map.shape)
+        assert a.pred_score == pytest.approx(b.pred_score, rel=1e-4)
+    with pytest.raises(ConfigError, match="in memory"):
+        save_outputs(in_memory[0], images / "out")
 
 
 def test_labels_and_masks_follow_the_calibrated_thresholds(images, model_and_calibration):

@@ -3,7 +3,9 @@
 `find_images` expands the user's paths (image files, folders searched recursively, glob patterns) into inputs with
 unique output names that mirror the input tree; `predict` runs any model family in batches and yields, per input, a
 `Prediction` (maps upsampled to the image's original size, thresholds from the run's calibration) or a `Skipped`
-for a file that cannot be read; `save_outputs` and `write_table` write the heatmap PNGs and the CSV/JSONL table.
+for a file that cannot be read; `predict_images` does the same for images already decoded (what `predict` runs
+after reading the files, and what the Python API, `nipad.load(RUN).predict`, runs); `save_outputs` and
+`write_table` write the heatmap PNGs and the CSV/JSONL table.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class Skipped:
 class Prediction:
     """One image's outputs; maps and mask at the image's original size (H, W)."""
 
-    input: ImageInput
+    input: ImageInput | None  # None: an image given in memory (nipad.api), which has no file or output name
     class_name: str | None  # the class whose prompt was used (prompt_class); None: pooled thresholds
     pred_score: float
     pred_score_normalized: float  # anomalib-style: the calibrated image threshold maps to 0.5
@@ -167,11 +169,9 @@ def predict(model: AnomalyModel, calibration: Calibration, inputs: Sequence[Imag
     """One Prediction or Skipped per input (bad files, and images over `max_pixels`, are warned about, not raised),
     computed `batch_size` images at a time. `model` is any loaded run (nipad.engine.families.load_run) on `device`.
     A NaN or infinite score or map is a CheckpointError (the model is broken), never a prediction."""
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    _check_batch_size(batch_size)
     if max_pixels is not None and max_pixels < 1:
         raise ConfigError(f"--max-pixels must be at least 1, got {max_pixels}")
-    size = model.config.image_size
     for start in range(0, len(inputs), batch_size):
         loaded: list[tuple[ImageInput, np.ndarray]] = []
         for item in inputs[start:start + batch_size]:
@@ -180,20 +180,42 @@ def predict(model: AnomalyModel, calibration: Calibration, inputs: Sequence[Imag
             except DataError as err:
                 warnings.warn(f"skipping {item.path}: {err}", stacklevel=2)
                 yield Skipped(item.path, str(err))
-        if not loaded:
-            continue
-        images = torch.from_numpy(np.stack([model_input(image, size) for _, image in loaded])).to(device)
+        if loaded:
+            yield from predict_images(model, calibration, [image for _, image in loaded], device, len(loaded),
+                                      [item for item, _ in loaded])
+
+
+def predict_images(model: AnomalyModel, calibration: Calibration, images: Sequence[np.ndarray],
+                   device: torch.device | str = "cpu", batch_size: int = 8,
+                   inputs: Sequence[ImageInput | None] | None = None) -> Iterator[Prediction]:
+    """One Prediction per decoded image (uint8 HxWx3 RGB, any size, as `load_original` returns), in order,
+    computed `batch_size` images at a time; `inputs[i]` names image i (None, or no `inputs`: an image given in
+    memory, named "image i" in errors). NaN or infinite outputs are a CheckpointError, as in `predict`."""
+    _check_batch_size(batch_size)
+    names = list(inputs) if inputs is not None else [None] * len(images)
+    if len(names) != len(images):
+        raise ConfigError(f"{len(images)} images but {len(names)} inputs naming them")
+    size = model.config.image_size
+    for start in range(0, len(images), batch_size):
+        batch, items = images[start:start + batch_size], names[start:start + batch_size]
+        tensor = torch.from_numpy(np.stack([model_input(image, size) for image in batch])).to(device)
         with torch.inference_mode():
-            out = model(images)
+            out = model(tensor)
         scores = out["pred_score"].float().cpu().numpy()
         maps = out["anomaly_map"][:, 0].float().cpu()
-        check_finite_outputs(scores, maps.numpy(), [item.path for item, _ in loaded])
-        classes = out.get("prompt_class") or [None] * len(loaded)
-        for j, (item, image) in enumerate(loaded):
+        check_finite_outputs(scores, maps.numpy(), [item.path if item is not None else f"image {start + j}"
+                                                    for j, item in enumerate(items)])
+        classes = out.get("prompt_class") or [None] * len(batch)
+        for j, (item, image) in enumerate(zip(items, batch)):
             yield _prediction(item, image, float(scores[j]), maps[j], classes[j], calibration)
 
 
-def _prediction(item: ImageInput, image: np.ndarray, score: float, anomaly_map: torch.Tensor,
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+
+
+def _prediction(item: ImageInput | None, image: np.ndarray, score: float, anomaly_map: torch.Tensor,
                 class_name: str | None, calibration: Calibration) -> Prediction:
     """Upsample the model-size map bilinearly to the image's size, then threshold and normalise it there."""
     full = F.interpolate(anomaly_map[None, None], size=image.shape[:2], mode="bilinear", align_corners=False)
@@ -210,7 +232,9 @@ def _prediction(item: ImageInput, image: np.ndarray, score: float, anomaly_map: 
 def save_outputs(pred: Prediction, out_dir: str | Path, save_map: bool = False, alpha: float = 0.4,
                  colormap: str = "jet") -> dict:
     """Write the heatmap PNG (normalised map over the image, pred_mask outlined in red) and, with `save_map`, the
-    raw map as .npy; return the table row (output files relative to `out_dir`)."""
+    raw map as .npy; return the table row (output files relative to `out_dir`). `pred` must come from a file."""
+    if pred.input is None:
+        raise ConfigError("save_outputs needs the prediction of an image file; this one was of an image in memory")
     out_dir = Path(out_dir)
     stem = pred.input.output_stem
     heatmap = Path(HEATMAPS) / stem.with_name(f"{stem.name}.png")
