@@ -32,6 +32,7 @@ def combine(datasets: Sequence[Dataset], name: str | None = None) -> Dataset:
         root=Path(os.path.commonpath([str(d.root.resolve()) for d in datasets])),
         train=sort_samples(s for d in parts for s in d.train),
         test=sort_samples(s for d in parts for s in d.test),
+        notes=_merged_notes(parts),
     )
 
 
@@ -41,7 +42,17 @@ def _prefix_classes(dataset: Dataset, clashes: set[str]) -> Dataset:
     def fix(s: Sample) -> Sample:
         return replace(s, class_name=f"{dataset.name}/{s.class_name}") if s.class_name in clashes else s
 
-    return replace(dataset, train=[fix(s) for s in dataset.train], test=[fix(s) for s in dataset.test])
+    notes = {(f"{dataset.name}/{c}" if c in clashes else c): n for c, n in dataset.notes.items()}
+    return replace(dataset, train=[fix(s) for s in dataset.train], test=[fix(s) for s in dataset.test], notes=notes)
+
+
+def _merged_notes(parts: Sequence[Dataset]) -> dict[str, tuple[str, ...]]:
+    """The notes of all parts; those of a whole data set (key "") prefixed with its root."""
+    notes: dict[str, tuple[str, ...]] = {}
+    for d in parts:
+        for c, lines in d.notes.items():
+            notes[c] = notes.get(c, ()) + (tuple(f"{d.root}: {line}" for line in lines) if not c else lines)
+    return notes
 
 
 def _has_twin_names(names: list[str]) -> bool:

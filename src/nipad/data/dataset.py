@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nipad.data.sample import Sample
@@ -22,12 +22,17 @@ class ClassCounts:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test samples of one or more classes read from `root`; `name` tells data sets apart in `combine`."""
+    """Train and test samples of one or more classes read from `root`; `name` tells data sets apart in `combine`.
+
+    `notes` maps a class name (or "" for the whole data set) to lines a user should read before training, such as
+    how a reader without a test split made one (`nipad.data.plain_folder`); `describe` prints them.
+    """
 
     name: str
     root: Path
     train: list[Sample]
     test: list[Sample]
+    notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
@@ -47,6 +52,13 @@ class Dataset:
         widths = [max(len(str(r[i])) for r in table) for i in range(5)]
         lines = ["  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(r, widths)))
                  for r in table]
+        by_type = [f"  {c}: {_defect_types(c, self.test)}" for c in self.classes
+                   if any(s.is_anomalous and s.class_name == c for s in self.test)]
+        if by_type:
+            lines += ["test anomalous by defect type (masks):", *by_type]
+        notes = [f"  {c + ': ' if c else ''}{line}" for c in sorted(self.notes) for line in self.notes[c]]
+        if notes:
+            lines += ["notes:", *notes]
         return f"{self.name} ({self.root})\n" + "\n".join(lines)
 
 
@@ -59,6 +71,17 @@ def _count(class_name: str, train: list[Sample], test: list[Sample]) -> ClassCou
         test_anomalous=len(anomalous),
         masks=sum(s.mask_path is not None for s in anomalous),
     )
+
+
+def _defect_types(class_name: str, test: list[Sample]) -> str:
+    """"broken 2 (2), crack 1 (0)": anomalous test images of `class_name` per defect type, masks in brackets."""
+    counts: dict[str, list[int]] = {}
+    for s in test:
+        if s.is_anomalous and s.class_name == class_name:
+            n = counts.setdefault(s.defect_type, [0, 0])
+            n[0] += 1
+            n[1] += s.mask_path is not None
+    return ", ".join(f"{t} {n} ({m})" for t, (n, m) in sorted(counts.items()))
 
 
 def sort_samples(samples: Iterable[Sample]) -> list[Sample]:
@@ -89,4 +112,5 @@ def select_classes(dataset: Dataset, classes: Sequence[str] | None) -> Dataset:
         root=dataset.root,
         train=[s for s in dataset.train if s.class_name in keep],
         test=[s for s in dataset.test if s.class_name in keep],
+        notes={c: n for c, n in dataset.notes.items() if c in keep},
     )
