@@ -9,6 +9,10 @@ cannot be measured from so few). Normalisation as anomalib's min-max: n = clip((
 level). "Above" allows for float noise: a value within a relative TOLERANCE of its threshold is not above it, since
 the same image scored in batches of other sizes differs in the last float32 bits (OneNIP: up to 7e-8 relative, as
 measured), which must not flip a calibration image to anomalous. Thresholds are finite numbers or an error, never NaN.
+
+Each class's image threshold records the method that set it (`method` in calibration.json; files without it are
+"rate"): "rate" as above, "f1" the F1-maximising threshold on labelled test images (`f1_threshold`, `nipad calibrate
+--method f1`), "manual" a value the user gave (`--threshold`, `Calibration.with_image_thresholds`, never saved).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, astuple, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +38,8 @@ if TYPE_CHECKING:  # the ONNX runner reads calibrations without any model code
 FILE = "calibration.json"
 ALL = "__all__"
 TOLERANCE = 1e-6  # relative; see the module docstring
+METHODS = {"rate": "false-alarm rate on normal images", "f1": "F1-max on labelled test images",
+           "manual": "set by hand (--threshold)"}
 
 
 @dataclass(frozen=True)
@@ -45,13 +51,15 @@ class Thresholds:
     pixel_min: float
     pixel_max: float
     n_images: int
+    method: str = "rate"  # what set image_threshold: a key of METHODS (the pixel threshold is always "rate")
 
     def too_few(self, rate: float) -> bool:
-        """Whether fewer than 1/rate images set these thresholds, so the rate cannot be measured on them."""
-        return self.n_images * rate < 1
+        """Whether fewer than 1/rate images set these thresholds, so the rate cannot be measured on them (only
+        said of thresholds set by the rate)."""
+        return self.method == "rate" and self.n_images * rate < 1
 
     def finite(self) -> bool:
-        return all(math.isfinite(v) for v in astuple(self))
+        return all(math.isfinite(getattr(self, f.name)) for f in fields(self) if f.name not in ("method", "n_images"))
 
 
 def above(values: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:
@@ -73,6 +81,63 @@ def fit_thresholds(scores: np.ndarray, maps: np.ndarray, rate: float) -> Thresho
         pixel_min=float(maps.min()), pixel_max=float(maps.max()),
         n_images=int(len(scores)),
     )
+
+
+def f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 when a score ABOVE the threshold (`above`) is called a defect, from labelled
+    images: scores (N,) and labels (N,) with 1 = defect; ValueError without a defect image or on non-finite
+    scores. The candidates are sklearn's precision_recall_curve thresholds ("score >= t"); the one returned lies
+    halfway between the best t and the next lower score (below every score when t is the lowest), so that
+    `above` calls exactly the images scoring >= t defects (unless two scores lie within its float-noise
+    TOLERANCE of each other). Ties in F1 go to the lowest threshold (most defects
+    caught)."""
+    from sklearn.metrics import precision_recall_curve
+
+    scores, labels = np.asarray(scores, dtype=np.float64).reshape(-1), np.asarray(labels).reshape(-1).astype(bool)
+    if not labels.any():
+        raise ValueError("no defect image: the F1-maximising threshold needs labelled defects")
+    if not np.isfinite(scores).all():
+        raise ValueError("non-finite scores")
+    precision, recall, candidates = precision_recall_curve(labels, scores)
+    precision, recall = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision),
+                   where=precision + recall > 0)
+    best = int(np.argmax(f1))
+    t = float(candidates[best])
+    lower = scores[scores < t]
+    if lower.size:
+        threshold = (t + float(lower.max())) / 2
+    else:
+        threshold = t - max(1.0, abs(t)) * 1e-3
+    return threshold, float(f1[best])
+
+
+def parse_thresholds(texts: Sequence[str], option: str = "--threshold") -> tuple[float | None, dict[str, float]]:
+    """`--threshold` values: "T" (every class) or "CLASS=T" (one class), as (global T or None, {class: T});
+    ConfigError naming the value on a non-number, a non-finite number or a repeat."""
+    default: float | None = None
+    per_class: dict[str, float] = {}
+    for text in texts:
+        name, _, value = text.rpartition("=")
+        name = name.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+            if not value.strip():
+                raise ConfigError(f"{option} {text!r}: give a number T (every class) or CLASS=T") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{option} {text!r}: {value.strip()!r} is not a finite number. Fix: give T or "
+                              f"CLASS=T with T a finite score, e.g. {option} 0.42")
+        if "=" in text and not name:
+            raise ConfigError(f"{option} {text!r}: no class name before '='")
+        if (name in per_class) if name else (default is not None):
+            raise ConfigError(f"{option} {text!r}: a threshold for {name or 'every class'} was given twice")
+        if name:
+            per_class[name] = number
+        else:
+            default = number
+    return default, per_class
 
 
 @dataclass
@@ -115,6 +180,43 @@ class Calibration:
                                                 for m, x in zip(maps, t)]) if len(t) else maps,
         }
 
+    def with_image_thresholds(self, per_class: Mapping[str, float] | None = None, default: float | None = None,
+                              known: Sequence[str] = ()) -> Calibration:
+        """A copy whose image thresholds are set by hand (method "manual"): `default` for every class (pooled
+        included), then `per_class` {class: threshold}. A class named in `per_class` must be calibrated or in
+        `known` (classes the model knows, e.g. its prompt classes); one known but not calibrated gets the pooled
+        thresholds with its own image threshold. Pixel thresholds and the normalisation span stay, so the given
+        threshold maps to 0.5. ConfigError naming the value and the known classes on an unknown class or a
+        non-finite threshold."""
+        names = sorted((set(self.classes) | set(known)) - {ALL})
+        given = {**dict(per_class or {}), **({"": default} if default is not None else {})}
+        for name, value in given.items():
+            try:
+                given[name] = float(value)
+            except (TypeError, ValueError):
+                given[name] = math.nan
+            if not math.isfinite(given[name]):
+                raise ConfigError(f"threshold {f'{name}=' if name else ''}{value!r} is not a finite number")
+        per_class = {k: v for k, v in given.items() if k}
+        unknown = sorted(set(per_class) - set(names))
+        if unknown:
+            raise ConfigError(f"threshold {', '.join(f'{n}={per_class[n]:g}' for n in unknown)}: the model has no "
+                              f"class {', '.join(map(repr, unknown))} (its classes: {', '.join(names) or 'none'})")
+        classes = dict(self.classes)
+        if default is not None:
+            classes = {k: replace(t, image_threshold=float(default), method="manual") for k, t in classes.items()}
+        for name, value in per_class.items():
+            base = classes.get(name, self.classes[ALL])
+            classes[name] = replace(base, image_threshold=float(value), method="manual")
+        return Calibration(self.rate, classes, self.source)
+
+    def with_manual(self, texts: Sequence[str] | None, known: Sequence[str] = ()) -> Calibration:
+        """`with_image_thresholds` from `--threshold` values ("T" or "CLASS=T"); this calibration when none."""
+        if not texts:
+            return self
+        default, per_class = parse_thresholds(texts)
+        return self.with_image_thresholds(per_class, default, known)
+
     def merged(self, other: Calibration) -> Calibration:
         """This calibration with `other`'s classes added or replaced (and its pooled entry when it has none)."""
         classes = {**self.classes, **{k: v for k, v in other.classes.items() if k != ALL}}
@@ -142,6 +244,9 @@ class Calibration:
         bad = [name for name, t in self.classes.items() if not t.finite()]
         if bad:
             raise ValueError(f"non-finite (NaN or infinite) thresholds for {', '.join(bad)}")
+        odd = sorted({t.method for t in self.classes.values()} - set(METHODS))
+        if odd:
+            raise ValueError(f"unknown threshold method {', '.join(map(repr, odd))} (known: {', '.join(METHODS)})")
 
     def save(self, run_dir: str | Path) -> None:
         """Write RUN_DIR/calibration.json (hash recorded in the run's manifest); CheckpointError if not finite."""
