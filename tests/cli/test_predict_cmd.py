@@ -112,3 +112,34 @@ def test_predicting_one_image_prints_its_verdict_and_score(tiny_uniad_run, lot, 
     row = _read(tmp_path / "out")[1][0]
     verdict = "ANOMALOUS" if row["pred_label"] else "normal"
     assert f"{image}: {verdict} (class {row['class']}, score {row['pred_score']:.4g}" in printed
+
+
+def test_threshold_given_by_hand_decides_every_label(tiny_uniad_run, tiny_mvtec, tmp_path, capsys):
+    images = str(tiny_mvtec / "dots/test")
+    assert main(["predict", str(tiny_uniad_run), images, "--out", str(tmp_path / "a")]) == 0
+    scores = [j["pred_score"] for j in _read(tmp_path / "a")[1]]
+    high, low = max(scores) + 1.0, min(scores) - 1.0
+    assert main(["predict", str(tiny_uniad_run), images, "--out", str(tmp_path / "b"), "--threshold", str(high)]) == 0
+    assert "image threshold set by hand" in capsys.readouterr().out
+    assert not any(j["pred_label"] for j in _read(tmp_path / "b")[1])
+    assert main(["predict", str(tiny_uniad_run), images, "--out", str(tmp_path / "c"), "--threshold", str(high),
+                 "--threshold", f"dots={low}"]) == 0  # the class's own value wins over the global one
+    rows = _read(tmp_path / "c")[1]
+    assert all(j["pred_label"] and j["class"] == "dots" for j in rows)
+    middle = sorted(scores)[len(scores) // 2]
+    assert main(["predict", str(tiny_uniad_run), images, "--out", str(tmp_path / "d"), "--threshold",
+                 f"dots={middle!r}"]) == 0
+    rows = _read(tmp_path / "d")[1]
+    assert [j["pred_label"] for j in rows] == [s > middle for s in scores]
+    assert [j["pred_score_normalized"] for j in rows if j["pred_score"] == middle] == [0.5]
+
+
+@pytest.mark.parametrize("value, expected", [("nan", "'nan' is not a finite number"),
+                                             ("dots=inf", "'inf' is not a finite number"),
+                                             ("bottle=0.5", "no class 'bottle' (its classes: dots, stripes)")])
+def test_a_bad_threshold_is_one_clear_error(value, expected, tiny_uniad_run, tiny_mvtec, tmp_path, capsys):
+    argv = ["predict", str(tiny_uniad_run), str(tiny_mvtec / "dots/test/good"), "--out", str(tmp_path / "o"),
+            "--threshold", value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "nipad: error:" in err and expected in err and "Traceback" not in err

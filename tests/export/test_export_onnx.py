@@ -176,3 +176,24 @@ def test_the_nipad_preset_exports_with_its_matching_map_and_validated_fusion(one
     assert np.abs(got["anomaly_map"] - ref["anomaly_map"].numpy()).max() < MAP_TOL
     assert np.abs(got["pred_score"] - ref["pred_score"].numpy()).max() < MAP_TOL
     assert got["prompt_class"] == ref["prompt_class"]
+
+
+def test_predict_with_onnx_takes_a_threshold_by_hand(onenip_export, tiny_mvtec, tmp_path, capsys):
+    _, path, _ = onenip_export
+    images = str(tiny_mvtec / "dots/test")
+
+    def labels(*extra):
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        assert main(["predict", "--onnx", str(path), images, "--out", str(out), *extra]) == 0
+        return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+    scores = [r["pred_score"] for r in labels()]
+    assert not any(r["pred_label"] for r in labels("--threshold", str(max(scores) + 1)))
+    assert all(r["pred_label"] for r in labels(f"--threshold={min(scores) - 1}"))
+    calibration = OnnxDetector(path, thresholds=["dots=0.25", "1.5"]).calibration
+    assert calibration.for_class("dots").image_threshold == 0.25
+    assert calibration.for_class("stripes").image_threshold == 1.5 and calibration.for_class(None).method == "manual"
+    with pytest.raises(ConfigError, match=r"no class 'bottle' \(its classes: dots, stripes\)"):
+        OnnxDetector(path, thresholds=["bottle=1"])
+    assert main(["predict", "--onnx", str(path), images, "--out", str(tmp_path / "x"), "--threshold", "nan"]) == 2
+    assert "'nan' is not a finite number" in capsys.readouterr().err

@@ -27,3 +27,11 @@ def open_data(roots: Sequence[str], classes: str | None) -> Dataset:
         from nipad.data import select_classes
         merged = select_classes(merged, wanted)
     return merged
+
+
+def add_threshold_arg(parser: argparse.ArgumentParser) -> None:
+    """`--threshold T` / `--threshold CLASS=T` (repeatable): image thresholds set by hand over the calibrated ones."""
+    parser.add_argument("--threshold", action="append", metavar="[CLASS=]T",
+                        help="image threshold set by hand instead of the calibrated one: T for every class, CLASS=T "
+                             "for one (repeat for several); a score above it is a defect and pred_score_normalized "
+                             "puts it at 0.5. Pixel thresholds stay calibrated")

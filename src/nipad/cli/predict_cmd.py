@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nipad.cli.common import add_threshold_arg
 from nipad.data import IMAGE_EXTENSIONS
 from nipad.data.image_io import MAX_PIXELS
 from nipad.errors import ConfigError, DataError
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                    help=f"skip images whose header declares more than this many pixels (width x height), before "
                         f"decoding them (default {MAX_PIXELS}, as `nipad serve`)")
+    add_threshold_arg(p)
     p.set_defaults(run=run)
 
 
@@ -51,10 +53,12 @@ def open_model(args: argparse.Namespace) -> tuple[Any, Calibration, torch.device
 
     if not args.onnx:
         device = pick_device(args.device)
-        return load_run(args.run_dir, device)[0], Calibration.load(args.run_dir), device
+        model, info = load_run(args.run_dir, device)
+        known = [*info.classes, *info.prompt_classes]
+        return model, Calibration.load(args.run_dir).with_manual(args.threshold, known), device
     from nipad.export.onnx_runner import OnnxDetector
 
-    model = OnnxDetector(args.onnx)
+    model = OnnxDetector(args.onnx, thresholds=args.threshold)
     if model.calibration is None:
         raise ConfigError(f"{args.onnx} was exported without thresholds. Fix: calibrate the run (`nipad calibrate`) "
                           f"and export it again")
@@ -91,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
                         f"{skipped[0].reason})")
     csv_path, jsonl_path = write_table(rows, out)
     anomalous = sum(row["pred_label"] for row in rows)
+    if args.threshold:
+        print(f"nipad: image threshold set by hand: {', '.join(args.threshold)}")
     print(f"nipad: predicted {len(rows)} image(s): {anomalous} anomalous, {len(rows) - anomalous} normal; "
           f"skipped {len(skipped)} unreadable")
     for row in rows[:SHOWN]:  # a few images: the verdict of each on the terminal, not only in the files

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from nipad.cli.common import add_threshold_arg
 from nipad.errors import ConfigError
 from nipad.serve.settings import ServeSettings
 
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "asks for (Authorization: Bearer <token>); or set NIPAD_SERVE_TOKEN. Without one, writes are "
                    "refused (403) and reads work")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    add_threshold_arg(p)
     p.set_defaults(run=run)
 
 
@@ -64,10 +66,13 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads, max_files=args.max_files, max_file_bytes=int(args.max_file_mb * 2**20),
         max_side=args.max_side, max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
         request_timeout_s=args.request_timeout, write_token=write_token(args.token_file),
+        thresholds=tuple(args.threshold or ()),
     )
     service = InspectionService(settings)  # a bad run dir fails here, as a one-line error, before the port opens
     print(f"nipad: serving {settings.run_dir} ({service.snapshot.info.model.model}, {service.device}, image size "
           f"{service.image_size}) on http://{args.host}:{args.port}; writes "
-          + ("need the token" if settings.write_token else "off (no --token-file)"), flush=True)
+          + ("need the token" if settings.write_token else "off (no --token-file)")
+          + (f"; image threshold set by hand: {', '.join(settings.thresholds)}" if settings.thresholds else ""),
+          flush=True)
     uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level, workers=1)
     return 0

@@ -8,6 +8,7 @@ arrays of the same kind as the input, so `nipad predict --onnx` reuses the PyTor
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,13 @@ class OnnxConfig:
 
 
 class OnnxDetector:
-    """An exported nipad model (path to the .onnx; its sidecar JSON must lie next to it)."""
+    """An exported nipad model (path to the .onnx; its sidecar JSON must lie next to it). `thresholds`: image
+    thresholds set by hand over the sidecar's calibrated ones, as `nipad predict --threshold` takes them ("T" for
+    every class, "CLASS=T" for one; ConfigError on a non-finite value or an unknown class)."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, thresholds: Sequence[str] | None = None) -> None:
         self.path = Path(path)
+        self.thresholds = list(thresholds or [])
         self.meta = read_sidecar(path)
         recorded = self.meta.get("onnx_sha256")  # absent in exports made before nipad recorded it
         if recorded is not None:
@@ -56,15 +60,19 @@ class OnnxDetector:
         self.session = session(path, threads)
         self.config = OnnxConfig(str(self.meta.get("model")), self.meta["image_size"])
         self.prompt_classes: list[str] = self.meta["prompt_classes"]
+        if self.thresholds and self.calibration is None:
+            raise ConfigError(f"{path} was exported without thresholds, so --threshold has none to replace. Fix: "
+                              f"calibrate the run (`nipad calibrate`) and export it again")
 
     @property
     def calibration(self) -> Calibration | None:
         data = self.meta.get("calibration")
         try:
-            return Calibration.from_dict(data) if data else None
+            calibration = Calibration.from_dict(data) if data else None
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ConfigError(f"the calibration in {sidecar_path(self.path)} is corrupt ({err}); export the run "
                               f"again") from err
+        return calibration.with_manual(self.thresholds, self.prompt_classes) if calibration else None
 
     def __call__(self, images: Any) -> dict[str, Any]:
         as_torch = not isinstance(images, np.ndarray)

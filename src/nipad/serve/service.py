@@ -62,7 +62,10 @@ class InspectionService:
 
     def _load(self) -> Snapshot:
         model, info = load_run(self.settings.run_dir, self.device)
-        return Snapshot(model, info, Calibration.load(self.settings.run_dir))
+        pool = model.prompts.class_names if isinstance(model, Detector) else []
+        calibration = Calibration.load(self.settings.run_dir).with_manual(
+            self.settings.thresholds, [*pool, *info.classes, *info.prompt_classes])
+        return Snapshot(model, info, calibration)
 
     @property
     def image_size(self) -> int:
@@ -103,6 +106,7 @@ class InspectionService:
             t = snap.calibration.classes.get(name)
             out.append({"name": name, "prompts": counts.get(name, 0), "calibrated": t is not None,
                         "image_threshold": t.image_threshold if t else None,
+                        "image_threshold_method": t.method if t else None,
                         "calibration_images": t.n_images if t else None})
         return out
 

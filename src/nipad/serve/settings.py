@@ -12,7 +12,8 @@ from nipad.errors import ConfigError
 class ServeSettings:
     """`max_side` / `max_pixels` bound an image's dimensions and `max_request_pixels` the sum over a request's
     images, all read from the headers before any decoding; `request_timeout_s` bounds a request's wall time.
-    `write_token` is the credential every state-changing endpoint asks for (None: those endpoints are off)."""
+    `write_token` is the credential every state-changing endpoint asks for (None: those endpoints are off).
+    `thresholds` replace the calibrated image thresholds (Calibration.with_manual), also after a prompt update."""
 
     run_dir: Path
     device: str | None = None
@@ -26,6 +27,7 @@ class ServeSettings:
     max_request_pixels: int = 40_000_000
     request_timeout_s: float = 60.0
     write_token: str | None = field(default=None, repr=False)
+    thresholds: tuple[str, ...] = ()  # `--threshold` values ("T" or "CLASS=T"): image thresholds set by hand
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "threads", "max_files", "max_file_bytes", "max_side", "max_pixels",
