@@ -1,6 +1,7 @@
 """Protocol: per-class metrics, means, degenerate classes, Results JSON round-trip and the text table."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -116,10 +117,18 @@ def test_evaluate_means_counts_and_json_round_trip(tmp_path) -> None:
     results.to_json(path)
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
     raw = json.loads(path.read_text())
-    assert set(raw) == {"per_class", "mean", "image_size", "eval_resolution", "n_images", "meta"}
+    assert set(raw) == {"per_class", "mean", "image_size", "eval_resolution", "n_images", "meta", "operating_point"}
     assert list(raw["per_class"]["a"]) == list(METRIC_NAMES)
     assert raw["per_class"]["c"]["pixel_aupro"] is None
     assert Results.from_json(path) == results
+    del raw["operating_point"]  # results written before it existed still read
+    assert Results.from_dict(raw) == results
+    point = {"a": {"image_threshold": 0.5, "defects_caught": 3, "precision": None}}
+    with_point = replace(results, operating_point=point)
+    with_point.to_json(path)
+    assert Results.from_json(path).operating_point == point
+    with pytest.raises(DataError, match="operating_point"):
+        replace(results, operating_point={"z": {}})
 
 
 def test_results_reject_bad_values(tmp_path) -> None:

@@ -151,3 +151,27 @@ def test_cli_test_writes_report_beside_json(tiny_uniad_run, tiny_mvtec, tmp_path
     assert f"report written to {report}" in capsys.readouterr().out
     rows = re.findall(r'<tr data-class="([^"]+)"', report.read_text(encoding="utf-8"))
     assert rows == ["dots", "stripes"]
+
+
+def test_threshold_table_shows_each_class_threshold_and_counts(synthetic):
+    from dataclasses import replace
+    from html import escape
+
+    from nipad.engine.calibration import ALL, Calibration, fit_thresholds
+    from nipad.engine.evaluate import operating_points
+
+    results, outputs = synthetic
+    assert 'id="no-threshold"' in render_report(results, outputs, max_examples=1)
+    t = fit_thresholds(np.array([0.5, 1.0]), np.zeros((1, 2, 2)), 0.5)
+    calibration = Calibration(0.5, {"stripes": t, ALL: t}, "x").with_manual(["stripes=0.75"])
+    points = operating_points(outputs, calibration)
+    page = render_report(replace(results, operating_point=points), outputs, max_examples=1)
+    rows = re.findall(r'<tr data-threshold-class="([^"]+)">(.*?)</tr>', page)
+    assert [name for name, _ in rows] == [escape(n) for n in points]  # names escaped, as everywhere
+    cells = dict((name, re.findall(r"<td>(.*?)</td>", row)) for name, row in rows)
+    p = points["stripes"]
+    assert cells["stripes"][1:7] == ["0.75", "manual", *(str(p[k]) for k in ("defects_caught", "defects_missed",
+                                                                             "false_alarms", "correct_passes"))]
+    assert p["defects_caught"] + p["defects_missed"] + p["false_alarms"] + p["correct_passes"] == len(
+        outputs.scores["stripes"])
+    assert "(pooled)" in cells[next(n for n in cells if n != "stripes")][2]

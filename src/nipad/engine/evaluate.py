@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,8 +13,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from nipad.data.sample import Sample
+from nipad.engine.calibration import ALL, Calibration, above
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
-from nipad.errors import CheckpointError
+from nipad.errors import CheckpointError, DataError
 from nipad.metrics import ClassInputs, Results, evaluate
 from nipad.models.output import AnomalyModel, ModelOutput
 
@@ -98,3 +100,51 @@ def run_test(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int 
                   meta: dict | None = None) -> tuple[Results, Outputs]:
     outputs = infer(detector, samples, batch_size, workers)
     return score(outputs, samples, detector.config.image_size, meta), outputs
+
+
+def operating_point(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+                    threshold: float) -> dict[str, Any]:
+    """What image threshold `threshold` does on labelled images (labels 1 = defect): a score ABOVE it is called a
+    defect (calibration.above). Counts of defects_caught (TP), defects_missed (FN), false_alarms (FP) and
+    correct_passes (TN), which add up to the number of images; precision TP / (TP + FP) (None when nothing is
+    flagged) and recall TP / (TP + FN) (None without defect images)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    defect = np.asarray(labels).reshape(-1).astype(bool)
+    if scores.shape != defect.shape:
+        raise DataError(f"need one score per label; got {scores.size} scores, {defect.size} labels")
+    flagged = above(scores, float(threshold))
+    tp, fp = int((flagged & defect).sum()), int((flagged & ~defect).sum())
+    fn, tn = int((~flagged & defect).sum()), int((~flagged & ~defect).sum())
+    return {"image_threshold": float(threshold), "defects_caught": tp, "defects_missed": fn, "false_alarms": fp,
+            "correct_passes": tn, "precision": tp / (tp + fp) if tp + fp else None,
+            "recall": tp / (tp + fn) if tp + fn else None}
+
+
+def operating_points(outputs: Outputs, calibration: Calibration) -> dict[str, dict[str, Any]]:
+    """`operating_point` per class of `outputs` at its image threshold in `calibration` (the pooled one where the
+    class has none: threshold_from "pooled"), with the method that set it (threshold_method)."""
+    points = {}
+    for name in sorted(outputs.scores):
+        t = calibration.for_class(name)
+        point = operating_point(outputs.scores[name], outputs.labels[name], t.image_threshold)
+        points[name] = {"image_threshold": point.pop("image_threshold"), "threshold_method": t.method,
+                        "threshold_from": "class" if name in calibration.classes and name != ALL else "pooled",
+                        **point}
+    return points
+
+
+def format_operating_points(points: dict[str, dict[str, Any]]) -> str:
+    """Plain-text table of `operating_points`: per class the threshold, its method and the counts at it."""
+    header = ["class", "threshold", "set by", "caught", "missed", "false alarms", "correct passes", "precision",
+              "recall"]
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    rows = [[name, f"{p['image_threshold']:.4g}", p["threshold_method"] + (" (pooled)" * (p["threshold_from"] ==
+             "pooled")), *(str(p[k]) for k in ("defects_caught", "defects_missed", "false_alarms", "correct_passes")),
+             pct(p["precision"]), pct(p["recall"])] for name, p in points.items()]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in [header, *rows]]
+    return "\n".join(["At the image threshold (a score above it is a defect); precision and recall in %:", *lines])

@@ -113,7 +113,8 @@ def mean_over_classes(per_class: Mapping[str, MetricValues]) -> MetricValues:
 class Results:
     """Metrics (fractions in [0, 1], None = undefined) per class and their mean, with the resolutions they hold at:
     `image_size` is the model input (H, W), `eval_resolution` the masks' (H, W) the pixel metrics were computed at
-    (None when no class has masks)."""
+    (None when no class has masks). `operating_point`: per class, the image threshold applied and what it does
+    on the test images (nipad.engine.evaluate.operating_point); empty when no threshold was known."""
 
     per_class: dict[str, MetricValues]
     mean: MetricValues
@@ -121,6 +122,7 @@ class Results:
     eval_resolution: tuple[int, int] | None
     n_images: dict[str, dict[str, int]]
     meta: dict[str, Any] = field(default_factory=dict)
+    operating_point: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, values in self.per_class.items():
@@ -128,6 +130,8 @@ class Results:
         _check_values(self.mean, "mean results")
         if set(self.n_images) != set(self.per_class):
             raise DataError("results: n_images must list the same classes as per_class.")
+        if not set(self.operating_point) <= set(self.per_class):
+            raise DataError("results: operating_point lists classes that per_class does not.")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (None stays None, tuples become lists)."""
@@ -138,6 +142,7 @@ class Results:
             "eval_resolution": None if self.eval_resolution is None else list(self.eval_resolution),
             "n_images": {name: dict(counts) for name, counts in self.n_images.items()},
             "meta": dict(self.meta),
+            "operating_point": {name: dict(point) for name, point in self.operating_point.items()},
         }
 
     def to_json(self, path: str | Path) -> None:
@@ -155,6 +160,7 @@ class Results:
                 eval_resolution=None if data["eval_resolution"] is None else tuple(data["eval_resolution"]),
                 n_images={name: {k: int(n) for k, n in c.items()} for name, c in data["n_images"].items()},
                 meta=dict(data.get("meta", {})),
+                operating_point={name: dict(p) for name, p in data.get("operating_point", {}).items()},
             )
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise DataError(f"{where} is not a nipad results record ({err!r}); re-run the evaluation.") from err

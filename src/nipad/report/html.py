@@ -1,5 +1,6 @@
 """`report.html`: one self-contained page (images inlined as base64 PNG, inline CSS, no script, nothing fetched)
-with the metric table, per-class curves and score histograms, and the hardest normal and anomalous examples."""
+with the metric table, each class's operating threshold and its counts, per-class curves and score histograms,
+and the hardest normal and anomalous examples."""
 
 from __future__ import annotations
 
@@ -74,6 +75,29 @@ def metric_table(results: Results) -> str:
             f'<td>{total["normal"]}</td><td>{total["anomalous"]}</td>{mean}</tr></tfoot></table>')
 
 
+def threshold_table(results: Results) -> str:
+    """Per class: the image threshold `nipad test` applied, what set it, and at it the defects caught and missed,
+    the false alarms and correct passes, precision and recall (Results.operating_point); a note when it has none."""
+    points = results.operating_point
+    if not points:
+        return ('<p class="note" id="no-threshold">No operating threshold: the run has no calibration.json '
+                '(`nipad calibrate`).</p>')
+    head = ("<th>class</th><th>image threshold</th><th>set by</th><th>defects caught</th><th>defects missed</th>"
+            "<th>false alarms</th><th>correct passes</th><th>precision %</th><th>recall %</th>")
+    rows = []
+    for name, p in points.items():
+        method = escape(str(p["threshold_method"])) + (" (pooled)" if p["threshold_from"] == "pooled" else "")
+        rows.append(f'<tr data-threshold-class="{escape(name)}"><td>{escape(name)}</td>'
+                    f'<td>{p["image_threshold"]:.4g}</td><td>{method}</td><td>{p["defects_caught"]}</td>'
+                    f'<td>{p["defects_missed"]}</td><td>{p["false_alarms"]}</td><td>{p["correct_passes"]}</td>'
+                    f'<td>{_percent(p["precision"])}</td><td>{_percent(p["recall"])}</td></tr>')
+    return ('<p class="note">A score above the image threshold is called a defect. Set by: rate = a false alarm '
+            'rate on normal images, f1 = the F1 maximum on labelled test images, manual = --threshold; pooled = '
+            'the class has no threshold of its own.</p>'
+            f'<table class="metrics" id="thresholds"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
+            f'</tbody></table>')
+
+
 def detail_classes(results: Results, outputs: Outputs, limit: int) -> list[str]:
     """The classes shown in detail, in table order: all of them, or the `limit` with the lowest image AUROC
     (where a report helps most; classes with an undefined AUROC come last)."""
@@ -122,12 +146,22 @@ def class_section(index: int, name: str, results: Results, outputs: Outputs, max
     return (f'<section class="cls" id="class-{index}"><h3>{escape(name)}</h3>'
             f'<p class="meta">{counts.get("normal", 0)} normal, {counts.get("anomalous", 0)} anomalous test images; '
             f'image AUROC {_percent(values["image_auroc"])}%; curves at {levels}.</p>'
+            f'{_threshold_line(results.operating_point.get(name))}'
             f'<img class="curves" src="{_data_uri(figure)}" alt="ROC, precision-recall and score histogram of '
             f'{escape(name)}">'
             f'<h4>Normal images scored highest (closest to a false alarm)</h4>'
             f'{_example_figures(shown(worst_normal), "normal")}'
             f'<h4>Anomalous images scored lowest (best-hidden defects)</h4>'
             f'{_example_figures(shown(hidden_anomalous), "anomalous")}</section>')
+
+
+def _threshold_line(point: dict | None) -> str:
+    if not point:
+        return ""
+    return (f'<p class="meta threshold">At the image threshold {point["image_threshold"]:.4g} '
+            f'({escape(str(point["threshold_method"]))}): {point["defects_caught"]} defects caught, '
+            f'{point["defects_missed"]} missed, {point["false_alarms"]} false alarms, {point["correct_passes"]} '
+            f'correct passes.</p>')
 
 
 def _header(results: Results, outputs: Outputs, title: str) -> str:
@@ -167,6 +201,7 @@ def render_report(results: Results, outputs: Outputs, title: str = "nipad test r
             f'<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
             f'content="width=device-width, initial-scale=1"><title>{escape(title)}</title><style>{CSS}</style>'
             f"</head><body>{_header(results, outputs, title)}<h2>Metrics per class</h2>{metric_table(results)}"
+            f"<h2>Operating threshold per class</h2>{threshold_table(results)}"
             f"<h2>Classes</h2><nav>{nav}</nav>{summary}{sections}</body></html>\n")
 
 
