@@ -34,6 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "prometheus_client": "serve",
+          "onnx": "export", "onnxruntime": "export", "diffusers": "anomalysd", "transformers": "anomalysd",
+          "elpv_dataset": "demo"}
+"""The optional packages' import names and the extra (pyproject.toml) that installs each."""
+
+
+def missing_extra(err: ModuleNotFoundError) -> str | None:
+    """What to install when `err` is an optional package nipad was installed without; None for anything else."""
+    top = (err.name or "").split(".")[0]
+    extra = EXTRAS.get(top)
+    return None if extra is None else (f"this command needs the `{extra}` extra, which is not installed ({top} is "
+                                       f"missing). Fix: pip install 'nipad[{extra}]'")
+
+
 def _short_warning(message, category, filename, lineno, file=None, line=None) -> str:
     return f"nipad: warning: {message}\n"
 
@@ -45,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except NipadError as err:
         print(f"nipad: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        if (hint := missing_extra(err)) is None:
+            raise
+        print(f"nipad: error: {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nipad: interrupted; {_after_interrupt(args)}", file=sys.stderr)
