@@ -15,16 +15,9 @@ from nipad import api
 from nipad.cli.main import build_parser
 from nipad.errors import ConfigError, DataError, NipadError
 
-README_SNIPPET = """\
-import nipad
-
-run = nipad.train(data="mvtec/bottle", model="patchcore", out="runs/bottle")  # options as keywords: image_size=256
-detector = nipad.load(run)
-result = detector.predict("mvtec/bottle/test/broken_large/000.png")  # or a PIL image, a uint8 array, a list
-print(result.pred_label, result.pred_score, result.class_name)
-mask = result.pred_mask  # bool, the image's own height x width (anomaly_map: the raw scores)
-"""
-"""Exactly the Python snippet of README.md: change both together."""
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_SNIPPET = README.read_text(encoding="utf-8").split("```python\n", 1)[1].split("```", 1)[0]
+"""The Python snippet of README.md, run as written by test_the_readme_snippet_runs_as_written."""
 
 
 @pytest.fixture(scope="module")

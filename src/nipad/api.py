@@ -223,7 +223,7 @@ def load(run_dir: str | os.PathLike[str], device: str | None = None, max_pixels:
     return Detector(model, calibration, [*info.classes, *info.prompt_classes], target, Path(run_dir), max_pixels)
 
 
-def train(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], model: str = "patchcore", *,
+def train(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], model: str = "onenip", *,
           out: str | os.PathLike[str], **settings: Any) -> Path:
     """Train `model` on the data set(s) `data` into the run directory `out` and return it, as `nipad train --data
     DATA --model MODEL --out OUT` does. `settings` are that command's other options, underscores for dashes:
