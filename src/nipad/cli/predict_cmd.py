@@ -67,9 +67,9 @@ def open_model(args: argparse.Namespace) -> tuple[Any, Calibration, torch.device
 
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
-    from tqdm import tqdm
 
     from nipad.engine.predict import Skipped, find_images, predict, save_outputs, write_table
+    from nipad.utils.progress import progress
 
     out = Path(args.out)
     paths = [args.run_dir, *args.paths] if args.onnx else args.paths
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     make_dir(out)  # an unwritable --out fails now, not after the model has run
     model, calibration, device = open_model(args)
     rows, skipped = [], []
-    with tqdm(total=len(inputs), desc="predicting", unit="img", leave=False, dynamic_ncols=True) as bar:
+    with progress(total=len(inputs), desc="predicting", unit="img") as bar:
         for record in predict(model, calibration, inputs, device, args.batch_size, args.max_pixels):
             if isinstance(record, Skipped):
                 skipped.append(record)

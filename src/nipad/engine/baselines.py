@@ -19,7 +19,6 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from nipad.data.sample import Sample
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
@@ -35,6 +34,7 @@ from nipad.models.knn import Knn, KnnConfig
 from nipad.models.padim import Padim, PadimConfig
 from nipad.models.patch_baseline import ALL, BaselineConfig, PatchBaseline
 from nipad.models.patchcore import PatchCore, PatchCoreConfig
+from nipad.utils.progress import progress
 
 METHODS: dict[str, tuple[type[PatchBaseline], type[BaselineConfig]]] = {
     "patchcore": (PatchCore, PatchCoreConfig),
@@ -69,8 +69,7 @@ def fit_baseline(config: BaselineConfig, train: Sequence[Sample], device: torch.
     classes = sorted({s.class_name for s in train})
     groups = ({c: [s for s in train if s.class_name == c] for c in classes} if config.mode == "separate"
               else {ALL: list(train)})
-    with tqdm(total=len(train), desc=f"{config.model} ({config.mode})", unit="img", leave=False,
-              dynamic_ncols=True) as bar:
+    with progress(total=len(train), desc=f"{config.model} ({config.mode})", unit="img") as bar:
         model.fit({name: image_batches(members, config.image_size, batch_size, device, bar.update)
                    for name, members in groups.items()})
     log(f"nipad: {config.model} fitted: " + ", ".join(

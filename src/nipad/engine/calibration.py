@@ -280,7 +280,7 @@ def calibrate(detector: AnomalyModel, samples: Sequence[Sample], rate: float = 0
         raise ConfigError(f"the target false alarm rate must be in (0, 1), got {rate}")
     if not samples:
         raise ConfigError("calibration needs at least one normal image")
-    outputs = infer(detector, samples, batch_size)
+    outputs = infer(detector, samples, batch_size, desc="calibrating")
     if not outputs.scores:
         path, reason = outputs.skipped[0] if outputs.skipped else ("?", "?")
         raise DataError(f"none of the {len(samples)} calibration image(s) could be read (first: {path}: {reason}). "

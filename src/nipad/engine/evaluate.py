@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from nipad.data.sample import Sample
 from nipad.engine.calibration import ALL, Calibration, above
@@ -18,6 +17,7 @@ from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
 from nipad.errors import CheckpointError, DataError
 from nipad.metrics import ClassInputs, Results, evaluate
 from nipad.models.output import AnomalyModel, ModelOutput
+from nipad.utils.progress import progress
 
 
 @dataclass
@@ -47,17 +47,19 @@ def batches(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int =
     device = next(detector.parameters()).device
     dataset = ImageDataset(samples, detector.config.image_size, skip_bad=True)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_bad)
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
+    for batch in progress(loader, desc=desc, unit="batch"):
         # families that take the class (separate-mode baselines) get each sample's own
         given = {"classes": batch["class_name"]} if getattr(detector, "takes_class", False) else {}
         outputs = detector(batch["image"].to(device), **given) if len(batch["image"]) else None
         yield batch, outputs
 
 
-def infer(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0) -> Outputs:
-    """Scores, maps and masks of every readable test sample (maps and masks at the model's input size)."""
+def infer(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int = 8, workers: int = 0,
+          desc: str = "testing") -> Outputs:
+    """Scores, maps and masks of every readable test sample (maps and masks at the model's input size); `desc`
+    names the stage in the progress bar or log line."""
     out = Outputs()
-    for batch, pred in batches(detector, samples, batch_size, workers, desc="testing"):
+    for batch, pred in batches(detector, samples, batch_size, workers, desc=desc):
         out.skipped += batch["skipped"]
         if pred is None:
             continue

@@ -9,13 +9,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from nipad.data.sample import Sample
 from nipad.engine import checkpoint
@@ -35,6 +35,7 @@ from nipad.models.matching import coreset_tokens
 from nipad.models.objective import Objective
 from nipad.models.prompt_pool import neighbours, spread
 from nipad.synth import PseudoAnomaly
+from nipad.utils.progress import progress
 
 
 REFINER_STALLED = 0.98  # last-epoch Dice / all-zero-map Dice above this: the refiner marks (almost) nothing
@@ -198,8 +199,8 @@ class Trainer:
         self.detector.load_state_dict({k: v for k, v in weights.items() if k.startswith("net.")}, strict=False)
         return info.epochs_done, state
 
-    def _progress(self, total: int, desc: str) -> tqdm:
-        return tqdm(total=total, desc=desc, unit="img", disable=not self.ctx.is_main, leave=False, dynamic_ncols=True)
+    def _progress(self, total: int, desc: str) -> Any:
+        return progress(total=total, desc=desc, unit="img", enabled=self.ctx.is_main)
 
     def _feature_banks(self, train: Sequence[Sample], held: Sequence[Sample]) -> tuple[Tensor, Tensor]:
         """Backbone features of the clean training and held-out images, computed once (and cached)."""
@@ -273,8 +274,8 @@ class Trainer:
         else:
             loader = DataLoader(range(len(data.bank)), batch_size=tcfg.batch_size, sampler=sampler)
         sums: dict[str, float] = defaultdict(float)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not self.ctx.is_main, leave=False,
-                   dynamic_ncols=True)
+        bar = progress(loader, desc=f"epoch {epoch + 1}/{tcfg.epochs}", unit="batch", enabled=self.ctx.is_main,
+                       line=False)  # _end_epoch logs the epoch's line
         for batch in bar:
             losses = self._step(self._batch_inputs(batch, epoch, data), opt)
             for k, v in losses.items():
