@@ -18,11 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nipad.engine.families import load_run
-    from nipad.export.onnx_export import export_onnx
+    from nipad.engine.run_info import read_family
+    from nipad.errors import ConfigError
+    from nipad.export.onnx_export import ANOMALYSD_REFUSAL, export_onnx
+    from nipad.models.anomalysd.config import MODEL as ANOMALYSD
 
+    if read_family(args.run_dir) == ANOMALYSD:  # refused before its multi-GB model loads
+        raise ConfigError(ANOMALYSD_REFUSAL)
     model, _ = load_run(args.run_dir, "cpu")
     report = export_onnx(model, args.out, run_dir=args.run_dir, opset=args.opset)
     print(f"nipad: wrote {report.onnx_path} and {report.sidecar_path}; onnxruntime vs PyTorch on 2 images: max "
-          f"|score diff| {report.max_score_diff:.2e}, max |map diff| {report.max_map_diff:.2e}, prompts "
-          f"{'agree' if report.same_prompts else 'DIFFER'}")
+          f"|score diff| {report.max_score_diff:.2e} (scores up to {report.max_score:.3g}), max |map diff| "
+          f"{report.max_map_diff:.2e}, prompts {'agree' if report.same_prompts else 'DIFFER'}")
     return 0

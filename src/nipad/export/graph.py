@@ -50,6 +50,8 @@ class InferenceGraph(nn.Module):
         super().__init__()
         self.detector = detector.eval()
         pool = detector.prompts
+        self.model_name, self.image_size = detector.config.model, detector.config.image_size
+        self.class_names: list[str] = pool.class_of(torch.arange(len(pool)))  # the class of each prompt index
         self.has_pool = len(pool) > 0
         with torch.no_grad():
             self.register_buffer("prompt_descriptors", descriptor(pool.features) if self.has_pool else torch.empty(0))

@@ -1,10 +1,11 @@
 """`nipad export --format onnx`: the detector as one ONNX graph plus a JSON sidecar with what the graph cannot say.
 
-The graph (see nipad.export.graph) maps `images` uint8 (batch, 3, height, width), NCHW RGB, batch and size dynamic,
-to `pred_score` (batch,), `anomaly_map` (batch, 1, S, S) and `prompt_index` (batch,) int64. The sidecar
-(`model.json` next to `model.onnx`) holds the class of every prompt index, the image size, the run's calibration
-(so labels need no run directory), the export's own check against PyTorch and the sha256 of the .onnx file, which
-the runner checks before loading it.
+OneNIP, UniAD, PatchCore, PaDiM and kNN runs export; AnomalySD runs do not (`ANOMALYSD_REFUSAL`). The graph (see
+nipad.export.graph and nipad.export.baseline_graph) maps `images` uint8 (batch, 3, height, width), NCHW RGB, batch
+and size dynamic, to `pred_score` (batch,), `anomaly_map` (batch, 1, S, S) and `prompt_index` (batch,) int64 (for
+the baselines: the index of the nearest class-mean descriptor). The sidecar (`model.json` next to `model.onnx`) holds
+the class of every index, the image size, the run's calibration (so labels need no run directory), the export's own
+check against PyTorch and the sha256 of the .onnx file, which the runner checks before loading it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
+from torch import nn
 
 from nipad import __version__
 from nipad.engine import integrity
@@ -24,9 +26,11 @@ from nipad.engine.calibration import FILE as CALIBRATION_FILE
 from nipad.engine.calibration import Calibration
 from nipad.errors import CheckpointError, ConfigError
 from nipad.export import DEFAULT_OPSET
+from nipad.export.baseline_graph import baseline_graph
 from nipad.export.graph import InferenceGraph
 from nipad.export.sidecar import FORMAT, INPUT, OUTPUTS, sidecar_path
 from nipad.models.detector import Detector
+from nipad.models.patch_baseline import PatchBaseline
 from nipad.utils.io import atomic_write, atomic_write_json
 
 
@@ -37,16 +41,36 @@ class ExportReport:
     max_score_diff: float
     max_map_diff: float
     same_prompts: bool
+    max_score: float  # the largest |score| of the check: float32 agreement is relative to it
+
+
+ANOMALYSD_REFUSAL = (
+    "AnomalySD runs cannot be exported to ONNX: each image is scored by an iterative diffusion sampler (a scheduler "
+    "loop of UNet steps for every multi-scale mask) over a multi-GB Stable Diffusion inpainting model, which is no "
+    "single graph of a deployable size. Fix: run it with `nipad predict RUN_DIR` or `nipad serve RUN_DIR`, or export "
+    "a PatchCore, PaDiM, kNN, OneNIP or UniAD run trained on the same data")
 
 
 def check_exportable(model: Any) -> Detector:
+    from nipad.models.anomalysd.inference import AnomalySD
+
+    if isinstance(model, AnomalySD):
+        raise ConfigError(ANOMALYSD_REFUSAL)
     if not isinstance(model, Detector):
-        raise ConfigError(f"ONNX export supports OneNIP and UniAD runs; this run's model is a "
-                          f"{type(model).__name__}. Fix: export a run trained with --model onenip or uniad")
+        raise ConfigError(f"ONNX export supports PatchCore, PaDiM, kNN, OneNIP and UniAD runs; this run's model is a "
+                          f"{type(model).__name__}. Fix: export a run trained with one of those --model choices")
     if model.config.uses_prompt and len(model.prompts) == 0:
         raise ConfigError("this OneNIP run has an empty prompt pool, so it cannot score images. Fix: add prompts "
                           "with `nipad prompt add RUN_DIR --class NAME IMAGES...`")
     return model
+
+
+def inference_graph(model: Any) -> InferenceGraph | nn.Module:
+    """The model as one traceable graph on the CPU (its `class_names`, `image_size` and `model_name` go to the
+    sidecar); ConfigError for a model that cannot be one."""
+    if isinstance(model, PatchBaseline):
+        return baseline_graph(model.cpu().eval())
+    return InferenceGraph(check_exportable(model).cpu().eval()).eval()
 
 
 def export_onnx(model: Any, out: str | Path, run_dir: str | Path | None = None, opset: int = DEFAULT_OPSET,
@@ -56,19 +80,19 @@ def export_onnx(model: Any, out: str | Path, run_dir: str | Path | None = None, 
     out = Path(out)
     if out.suffix != ".onnx":
         raise ConfigError(f"--out {out} must end in .onnx (the sidecar JSON is written next to it)")
-    detector = check_exportable(model).cpu().eval()
-    graph = InferenceGraph(detector).eval()
-    size = detector.config.image_size
+    graph = inference_graph(model)
+    size = graph.image_size
     atomic_write(out, lambda tmp: trace_to_onnx(graph, tmp, size, opset))
     if check_images is None:
         check_images = np.random.default_rng(0).integers(0, 256, (2, 3, size, size), dtype=np.uint8)
     diffs = compare(graph, out, check_images)
-    atomic_write_json(sidecar_path(out), {**sidecar(detector, run_dir, opset, diffs),
+    atomic_write_json(sidecar_path(out), {**sidecar(graph, run_dir, opset, diffs),
                                           "onnx_sha256": integrity.digest(out)})
-    return ExportReport(out, sidecar_path(out), diffs["max_score_diff"], diffs["max_map_diff"], diffs["same_prompts"])
+    return ExportReport(out, sidecar_path(out), diffs["max_score_diff"], diffs["max_map_diff"], diffs["same_prompts"],
+                        diffs["max_score"])
 
 
-def trace_to_onnx(graph: InferenceGraph, path: Path, size: int, opset: int) -> None:
+def trace_to_onnx(graph: nn.Module, path: Path, size: int, opset: int) -> None:
     """Trace `graph` on a batch of 2 model-size images into `path`, batch size and image size dynamic; validate it.
 
     The TorchScript-tracing exporter: it converts this graph in seconds where the dynamo exporter takes minutes on
@@ -89,31 +113,31 @@ def trace_to_onnx(graph: InferenceGraph, path: Path, size: int, opset: int) -> N
         raise CheckpointError(f"the exported graph failed ONNX validation ({err}); try another --opset") from err
 
 
-def compare(graph: InferenceGraph, onnx_path: Path, images: np.ndarray) -> dict[str, Any]:
-    """Largest absolute differences between onnxruntime and PyTorch on `images`, and whether prompts agree."""
+def compare(graph: nn.Module, onnx_path: Path, images: np.ndarray) -> dict[str, Any]:
+    """Largest absolute differences between onnxruntime and PyTorch on `images`, the largest |score|, and whether
+    prompts agree."""
     from nipad.export.onnx_runner import session
 
     score, amap, index = session(onnx_path).run(None, {INPUT: images})
     ref_score, ref_map, ref_index = (t.numpy() for t in graph(torch.from_numpy(images)))
-    return {"max_score_diff": float(np.abs(score - ref_score).max()),
+    return {"max_score_diff": float(np.abs(score - ref_score).max()), "max_score": float(np.abs(ref_score).max()),
             "max_map_diff": float(np.abs(amap - ref_map).max()),
             "same_prompts": bool((index == ref_index).all()), "check_batch": len(images)}
 
 
-def sidecar(detector: Detector, run_dir: str | Path | None, opset: int, diffs: dict[str, Any]) -> dict[str, Any]:
-    pool = detector.prompts
-    size = detector.config.image_size
+def sidecar(graph: Any, run_dir: str | Path | None, opset: int, diffs: dict[str, Any]) -> dict[str, Any]:
+    size = graph.image_size
     calibration = None
     if run_dir is not None and (Path(run_dir) / CALIBRATION_FILE).is_file():
         calibration = Calibration.load(run_dir).to_dict()
     return {
-        "format": FORMAT, "nipad_version": __version__, "model": detector.config.model, "image_size": size,
+        "format": FORMAT, "nipad_version": __version__, "model": graph.model_name, "image_size": size,
         "opset": opset, "run_dir": str(run_dir) if run_dir is not None else None,
         "input": {"name": INPUT, "dtype": "uint8", "layout": "NCHW", "channels": "RGB",
                   "shape": ["batch", 3, "height", "width"],
                   "resize": "inside the graph to image_size x image_size (antialiased bilinear, as PIL)"},
         "outputs": {"pred_score": ["batch"], "anomaly_map": ["batch", 1, size, size], "prompt_index": ["batch"]},
-        "prompt_classes": pool.class_of(torch.arange(len(pool))),
+        "prompt_classes": graph.class_names,
         "calibration": calibration,
         "check": diffs,
     }
