@@ -36,7 +36,7 @@ def test_f1_sets_each_class_image_threshold_at_its_f1_maximum(run, tiny_mvtec, c
     assert after.classes[ALL] == before.classes[ALL] and "(method f1)" in printed
     stored = json.loads((run / "calibration.json").read_text())["classes"]
     assert stored["dots"]["method"] == "f1" and stored[ALL]["method"] == "rate"
-    assert main(["calibrate", str(run), "--data", str(tiny_mvtec)]) == 0  # back to the default method
+    assert main(["calibrate", str(run), "--data", str(tiny_mvtec), "--skip-trained"]) == 0  # the default method
     assert "(method rate)" in capsys.readouterr().out
     assert {t.method for t in Calibration.load(run).classes.values()} == {"rate"}
 
@@ -59,3 +59,39 @@ def test_f1_on_a_run_without_thresholds_fits_the_rest_on_the_test_normals(run, t
     cal = Calibration.load(run)
     assert set(cal.classes) == {"dots", "stripes", ALL} and {t.method for t in cal.classes.values()} == {"f1"}
     assert cal.classes["dots"].n_images == 3  # the pixel threshold and score span: the 3 normal test images
+
+
+def test_calibrate_refuses_the_images_the_run_trained_on(run, tiny_mvtec, tmp_path, capsys):
+    before = (run / "calibration.json").read_bytes()
+    trained = json.loads((run / "trained_images.json").read_text())["count"]
+    assert 0 < trained < 24
+    for data in (tiny_mvtec, tmp_path / "copy"):  # by content: a copy of the training images is refused too
+        if not data.exists():
+            shutil.copytree(tiny_mvtec, data)
+        assert main(["calibrate", str(run), "--data", str(data)]) == 2
+        err = capsys.readouterr().err
+        assert f"{trained} of the 24 train-split images of {data} are images the run" in err
+        assert f"(e.g. {data}/" in err and "train/good/" in err and "--skip-trained" in err and "Traceback" not in err
+        assert (run / "calibration.json").read_bytes() == before
+    assert main(["calibrate", str(run), "--data", str(tiny_mvtec), "--skip-trained"]) == 0
+    assert f"left out {trained} image(s) the run trained on" in capsys.readouterr().out
+    after = Calibration.load(run)
+    assert after.classes["dots"].n_images + after.classes["stripes"].n_images == 24 - trained
+
+
+def test_calibrate_names_the_pooled_thresholds_in_words(run, tiny_mvtec, capsys):
+    from nipad.engine import integrity
+
+    integrity.forget(run, "calibration.json")
+    assert main(["calibrate", str(run), "--data", str(tiny_mvtec), "--skip-trained"]) == 0
+    out = capsys.readouterr().out
+    assert "  all classes (pooled), for classes without their own: image threshold" in out and ALL not in out
+    assert ALL in Calibration.load(run).classes  # the file keeps its key: older nipad versions read it
+
+
+def test_a_run_that_records_no_training_images_is_calibrated_with_a_warning(run, tiny_mvtec):
+    from nipad.engine import integrity, trained_images
+
+    integrity.forget(run, trained_images.FILE)  # as a run of an older nipad
+    with pytest.warns(UserWarning, match="does not record the images it trained on"):
+        assert main(["calibrate", str(run), "--data", str(tiny_mvtec)]) == 0

@@ -2,6 +2,7 @@
 
 import json
 import re
+import warnings
 
 import pytest
 
@@ -43,3 +44,32 @@ def test_threshold_by_hand_changes_the_counts(tiny_uniad_run, tiny_mvtec, tmp_pa
     assert points["dots"]["defects_missed"] == 0 and points["dots"]["correct_passes"] == 0
     assert points["stripes"]["defects_caught"] == 0 and points["stripes"]["false_alarms"] == 0
     assert points["dots"]["threshold_method"] == "manual" and points["stripes"]["image_threshold"] == 1e9
+
+
+def test_a_class_the_run_never_saw_is_warned_about_and_keeps_the_runs_metrics(tiny_uniad_run, tiny_mvtec, tmp_path,
+                                                                               capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_uniad_run, run)
+    (run / "metrics.json").write_text('{"own": "results"}')
+    data = tmp_path / "data"
+    shutil.copytree(tiny_mvtec / "stripes", data / "gears")
+    shutil.copytree(tiny_mvtec / "dots", data / "dots")
+    with pytest.warns(UserWarning, match=r"not trained on gears; its scores for it are not comparable"):
+        assert main(["test", str(run), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "results not written" in out and "--overwrite-metrics" in out
+    assert (run / "metrics.json").read_text() == '{"own": "results"}' and not (run / "report.html").exists()
+    other = tmp_path / "elsewhere" / "m.json"
+    with pytest.warns(UserWarning, match="gears"):
+        assert main(["test", str(run), "--data", str(data), "--json", str(other)]) == 0
+    assert json.loads(other.read_text())["meta"]["unseen_classes"] == ["gears"]
+    assert 'id="unseen"' in (other.parent / "report.html").read_text(encoding="utf-8")
+    with pytest.warns(UserWarning, match="gears"):
+        assert main(["test", str(run), "--data", str(data), "--overwrite-metrics"]) == 0
+    assert set(json.loads((run / "metrics.json").read_text())["per_class"]) == {"dots", "gears"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its own classes: no warning, written as before
+        assert main(["test", str(run), "--data", str(tiny_mvtec)]) == 0
+    assert "unseen_classes" not in json.loads((run / "metrics.json").read_text())["meta"]

@@ -22,13 +22,17 @@ def test_combine_prefixes_only_clashing_classes(tmp_path: Path, build) -> None:
     assert combine([btad, mvtec]).train == both.train
 
 
-def test_combine_same_names_clash_is_error(tmp_path: Path, build) -> None:
-    a = open_dataset(build.tree(tmp_path / "a", {"bottle": {"train": 1}}))
+def test_data_sets_of_one_layout_are_told_apart_by_their_folders(tmp_path: Path, build) -> None:
+    a = open_dataset(build.tree(tmp_path / "a", {"bottle": {"train": 1}, "cap": {"train": 1}}))
     b = open_dataset(build.tree(tmp_path / "b", {"bottle": {"train": 1}}))
-    with pytest.raises(DataError, match="bottle.*distinct names"):
-        combine([a, b])
+    both = combine([a, b])  # two MVTec-layout roots: their folder names, never "mvtec+mvtec" or a refusal
+    assert both.classes == ["a/bottle", "b/bottle", "cap"] and both.name == "a+b"
+    lots = [open_dataset(build.tree(tmp_path / lot / "tiles", {"bottle": {"train": 1}})) for lot in ("lot1", "lot2")]
+    assert combine(lots).classes == ["lot1/bottle", "lot2/bottle"]  # same folder name: the folder that differs
     renamed = combine([a, open_dataset(tmp_path / "b", name="extra")])
-    assert renamed.classes == ["extra/bottle", "mvtec/bottle"]
+    assert renamed.classes == ["cap", "extra/bottle", "mvtec/bottle"] and renamed.name == "mvtec+extra"
+    with pytest.raises(DataError, match="more than once"):
+        combine([a, open_dataset(tmp_path / "a")])
     with pytest.raises(DataError):
         combine([])
 

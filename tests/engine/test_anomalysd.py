@@ -128,7 +128,8 @@ def test_zero_shot_runs_the_pretrained_model(small_data, tiny_sd, tmp_path):
 
 
 def test_a_damaged_run_is_refused_by_the_same_manifest(run_dir, tmp_path):
-    assert set(integrity.read_manifest(run_dir)) == {"config.json", "model.safetensors", "calibration.json"}
+    assert set(integrity.read_manifest(run_dir)) == {"config.json", "model.safetensors", "calibration.json",
+                                                     "trained_images.json"}
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     data = bytearray((copy / "model.safetensors").read_bytes())

@@ -106,7 +106,8 @@ def test_a_flipped_bit_in_a_baseline_run_is_refused(runs, tiny_mvtec, tmp_path, 
     from nipad.engine import integrity
 
     run_dir = runs["padim", "unified"]
-    assert set(integrity.read_manifest(run_dir)) == {"config.json", "model.safetensors", "calibration.json"}
+    assert set(integrity.read_manifest(run_dir)) == {"config.json", "model.safetensors", "calibration.json",
+                                                     "trained_images.json"}
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     data = bytearray((copy / "model.safetensors").read_bytes())
@@ -115,3 +116,15 @@ def test_a_flipped_bit_in_a_baseline_run_is_refused(runs, tiny_mvtec, tmp_path, 
     assert main(["test", str(copy), "--data", str(tiny_mvtec)]) == 2
     err = capsys.readouterr().err
     assert "model.safetensors is corrupt" in err and "Traceback" not in err
+
+
+def test_the_training_log_names_the_unified_group_in_words(runs, tiny_mvtec):
+    from nipad.engine.baselines import fit_baseline
+    from nipad.models.knn import KnnConfig
+
+    lines: list[str] = []
+    samples = [s for s in open_dataset(tiny_mvtec).train][:4]
+    fit_baseline(KnnConfig(image_size=64), samples, torch.device("cpu"), log=lines.append)
+    assert lines[0].startswith("nipad: knn fitted: all classes (one unified model) ") and "__all__" not in lines[0]
+    recorded = json.loads((runs["knn", "unified"] / "trained_images.json").read_text())
+    assert recorded["count"] == 8 and len(recorded["images"][0]) == 16  # the 8 images fitted, not the 2 held out

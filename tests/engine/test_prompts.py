@@ -47,9 +47,10 @@ def test_prompt_add_with_a_bad_image_changes_nothing(run_without_dots, tmp_path)
     assert after == before
 
 
-def test_calibrate_redoes_thresholds_from_new_normal_images(run_without_dots, tiny_mvtec, tmp_path, capsys):
+def test_calibrate_redoes_thresholds_from_new_normal_images(run_without_dots, mvtec_maker, tmp_path, capsys):
     old = json.loads((run_without_dots / "calibration.json").read_text())
-    assert main(["calibrate", str(run_without_dots), "--data", str(tiny_mvtec), "--classes", "stripes",
+    new_images = mvtec_maker(tmp_path / "new", seed=7)  # not the images the run trained on: calibrate refuses those
+    assert main(["calibrate", str(run_without_dots), "--data", str(new_images), "--classes", "stripes",
                  "--false-alarm-rate", "0.2"]) == 0
     new = Calibration.load(run_without_dots)
     assert new.classes["stripes"].n_images == 12 != old["classes"]["stripes"]["n_images"]

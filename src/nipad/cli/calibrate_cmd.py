@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "f1: the F1-maximising image threshold on the test split's labelled defect and normal images "
                         "(every class needs defect images)")
     p.add_argument("--false-alarm-rate", type=float, help="target false alarm rate (default: the run's)")
+    p.add_argument("--skip-trained", action="store_true",
+                   help="leave out the images the run trained on (recognised by content) and calibrate on the rest, "
+                        "e.g. the held-out ones, instead of refusing")
     p.add_argument("--device")
     p.set_defaults(run=run)
 
@@ -52,18 +55,67 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"the run in {args.run_dir} has no class {', '.join(unknown)} (it has {', '.join(sorted(known))})"
                           f", so thresholds for it would never be used. Fix: pick its classes with --classes, or add a "
                           f"new class first with `nipad prompt add`")
+    samples = _not_trained_on(args, info, samples)
     rate = args.false_alarm_rate or (old.rate if old else 0.01)
     if args.method == "f1":
         return _run_f1(args, model, samples, old, rate)
     with torch.inference_mode():
         new = calibrate(model, samples, rate, f"{len(samples)} normal images of {', '.join(args.data)}")
     (old.merged(new) if old else new).save(args.run_dir)
-    for name, t in sorted(new.classes.items()):
+    for name, t in _shown(new, keep_pooled=old is None):
         print(f"  {name}: image threshold {t.image_threshold:.4g} set by a {100 * rate:g}% false alarm rate on "
               f"{t.n_images} normal images, pixel threshold {t.pixel_threshold:.4g}")
     print(f"nipad: thresholds for a {100 * rate:g}% false alarm rate (method rate) written to "
           f"{args.run_dir}/calibration.json")
     return 0
+
+
+def _not_trained_on(args: argparse.Namespace, info: Any, samples: list[Sample]) -> list[Sample]:
+    """`samples` when none is an image the run trained on; with --skip-trained, those that are not; else a
+    DataError naming how many are and one of them. A run that records no training images (an older nipad) cannot
+    be checked: a warning says so."""
+    import warnings
+
+    from nipad.engine import trained_images
+    from nipad.errors import DataError
+
+    trained = trained_images.trained_among(args.run_dir, samples)
+    if trained is None:
+        if info.extra.get("n_train", 1):  # a 0-shot run trained on no image at all
+            warnings.warn(f"{args.run_dir} does not record the images it trained on (trained by an older nipad), so "
+                          f"calibrate cannot check that these are other images. Thresholds set on training images "
+                          f"are too low: use normal images the model did not train on", stacklevel=2)
+        return samples
+    if not trained:
+        return samples
+    seen = {id(s) for s in trained}
+    rest = [s for s in samples if id(s) not in seen]
+    split = "test" if args.method == "f1" else "train"
+    if not args.skip_trained:
+        raise DataError(f"{len(trained)} of the {len(samples)} {split}-split images of {', '.join(args.data)} are "
+                        f"images the run in {args.run_dir} trained on (e.g. {trained[0].image_path}). The model "
+                        f"scores its own training images lower than new ones, so thresholds set on them would flag "
+                        f"far more good parts than intended. Fix: calibrate on normal images it did not train on "
+                        f"(new ones, or the held-out ones: add --skip-trained to leave the {len(trained)} out and use "
+                        f"the other {len(rest)})")
+    if not rest:
+        raise DataError(f"all {len(samples)} {split}-split images of {', '.join(args.data)} are images the run in "
+                        f"{args.run_dir} trained on, so none is left to calibrate on. Fix: give normal images it did "
+                        f"not train on, e.g. new ones from the line")
+    print(f"nipad: left out {len(trained)} image(s) the run trained on (--skip-trained); calibrating on the other "
+          f"{len(rest)}")
+    return rest
+
+
+def _shown(calibration: Calibration, keep_pooled: bool) -> list[tuple[str, Any]]:
+    """(name a user reads, thresholds) of what was written: the classes in order, then the pooled entry (only
+    when written: merging into an existing calibration keeps its pooled entry), said in words."""
+    from nipad.engine.calibration import ALL, shown_class
+
+    rows = [(name, t) for name, t in sorted(calibration.classes.items()) if name != ALL]
+    if keep_pooled and ALL in calibration.classes:
+        rows.append((f"{shown_class(ALL)}, for classes without their own", calibration.classes[ALL]))
+    return rows
 
 
 def _run_f1(args: argparse.Namespace, model: Any, samples: Sequence[Sample], old: Calibration | None,
@@ -74,7 +126,7 @@ def _run_f1(args: argparse.Namespace, model: Any, samples: Sequence[Sample], old
     import numpy as np
     import torch
 
-    from nipad.engine.calibration import ALL, Calibration, above, f1_threshold, fit_thresholds
+    from nipad.engine.calibration import ALL, Calibration, above, f1_threshold, fit_thresholds, shown_class
     from nipad.engine.evaluate import infer
 
     defects = {s.class_name for s in samples if s.label == 1}
@@ -110,9 +162,10 @@ def _run_f1(args: argparse.Namespace, model: Any, samples: Sequence[Sample], old
         classes[name] = replace(base, image_threshold=threshold, method="f1")
         caught = int((above(scores, threshold) & (labels == 1)).sum())
         alarms = int((above(scores, threshold) & (labels == 0)).sum())
-        lines.append(f"  {name}: image threshold {threshold:.4g} set by F1-max (F1 {f1:.3f} on {int(labels.sum())} "
-                     f"defect and {int((labels == 0).sum())} normal test images: {caught} defects caught, {alarms} "
-                     f"false alarms); pixel threshold {base.pixel_threshold:.4g} set by the false alarm rate")
+        lines.append(f"  {shown_class(name)}: image threshold {threshold:.4g} set by F1-max (F1 {f1:.3f} on "
+                     f"{int(labels.sum())} defect and {int((labels == 0).sum())} normal test images: {caught} defects "
+                     f"caught, {alarms} false alarms); pixel threshold {base.pixel_threshold:.4g} set by the false "
+                     f"alarm rate")
     source = f"F1-max on {len(samples)} labelled test images of {', '.join(args.data)}"
     new = Calibration(old.rate if old else rate, classes, source)
     (old.merged(new) if old else new).save(args.run_dir)

@@ -14,21 +14,18 @@ from nipad.errors import DataError
 
 
 def combine(datasets: Sequence[Dataset], name: str | None = None) -> Dataset:
-    """One data set holding all samples; a class name found in several data sets becomes `<dataset name>/<class>`
-    in each of them, other names stay as they are. `name` defaults to the data set names joined by "+"."""
+    """One data set holding all samples; a class name found in several data sets becomes `<label>/<class>` in each
+    of them, other names stay as they are. A data set's label is its name (the layout kind, e.g. "mvtec", unless
+    opened with another) where no other data set has that name, else its root folder's name ("lot1" for
+    /data/lot1), or, where those match too, the first folder that tells the roots apart. `name` defaults to the
+    labels joined by "+". The same folder given twice is a DataError."""
     if not datasets:
         raise DataError("combine() got no data sets. Fix: pass at least one opened data set.")
+    labels = _labels(datasets)
     clashes = _clashing_classes(datasets)
-    names = [d.name for d in datasets]
-    ambiguous = sorted(c for c in clashes if _has_twin_names([d.name for d in datasets if c in d.classes]))
-    if ambiguous:
-        raise DataError(
-            f"class(es) {', '.join(ambiguous)} appear in several data sets with the same name, so a name prefix "
-            f"cannot tell them apart. Fix: open them with distinct names, e.g. open_dataset(root, name='...')."
-        )
-    parts = [_prefix_classes(d, clashes) for d in datasets]
+    parts = [_prefix_classes(d, label, clashes) for d, label in zip(datasets, labels)]
     return Dataset(
-        name=name or "+".join(names),
+        name=name or "+".join(labels),
         root=Path(os.path.commonpath([str(d.root.resolve()) for d in datasets])),
         train=sort_samples(s for d in parts for s in d.train),
         test=sort_samples(s for d in parts for s in d.test),
@@ -36,13 +33,36 @@ def combine(datasets: Sequence[Dataset], name: str | None = None) -> Dataset:
     )
 
 
-def _prefix_classes(dataset: Dataset, clashes: set[str]) -> Dataset:
-    """`dataset` with its classes in `clashes` renamed `<dataset name>/<class>`."""
+def _labels(datasets: Sequence[Dataset]) -> list[str]:
+    """A distinct, readable label per data set (see `combine`)."""
+    roots = [d.root.resolve() for d in datasets]
+    twice = sorted({str(r) for r in roots if roots.count(r) > 1})
+    if twice:
+        raise DataError(f"the data set folder {twice[0]} is given more than once. Fix: give each folder once.")
+    names = [d.name for d in datasets]
+    labels = list(names)
+    for shared in {n for n in names if names.count(n) > 1}:
+        group = [i for i, n in enumerate(names) if n == shared]
+        twins = [roots[i] for i in group]
+        common = Path(os.path.commonpath([str(r) for r in twins]))
+        for scheme in (lambda r: r.name, lambda r: r.relative_to(common).parts[0] if r != common else "", str):
+            candidates = [str(scheme(r)) for r in twins]
+            if all(candidates) and len(set(candidates)) == len(candidates):
+                break
+        for i, label in zip(group, candidates):
+            labels[i] = label
+    if len(set(labels)) < len(labels):  # a folder named like another data set's layout: full paths tell them apart
+        labels = [label if labels.count(label) == 1 else str(root) for label, root in zip(labels, roots)]
+    return labels
+
+
+def _prefix_classes(dataset: Dataset, label: str, clashes: set[str]) -> Dataset:
+    """`dataset` with its classes in `clashes` renamed `<label>/<class>`."""
 
     def fix(s: Sample) -> Sample:
-        return replace(s, class_name=f"{dataset.name}/{s.class_name}") if s.class_name in clashes else s
+        return replace(s, class_name=f"{label}/{s.class_name}") if s.class_name in clashes else s
 
-    notes = {(f"{dataset.name}/{c}" if c in clashes else c): n for c, n in dataset.notes.items()}
+    notes = {(f"{label}/{c}" if c in clashes else c): n for c, n in dataset.notes.items()}
     return replace(dataset, train=[fix(s) for s in dataset.train], test=[fix(s) for s in dataset.test], notes=notes)
 
 
@@ -53,10 +73,6 @@ def _merged_notes(parts: Sequence[Dataset]) -> dict[str, tuple[str, ...]]:
         for c, lines in d.notes.items():
             notes[c] = notes.get(c, ()) + (tuple(f"{d.root}: {line}" for line in lines) if not c else lines)
     return notes
-
-
-def _has_twin_names(names: list[str]) -> bool:
-    return len(set(names)) < len(names)
 
 
 def _clashing_classes(datasets: Sequence[Dataset]) -> set[str]:

@@ -23,7 +23,7 @@ import torch
 
 from nipad.data import load_image
 from nipad.data.sample import Sample
-from nipad.engine import integrity
+from nipad.engine import integrity, trained_images
 from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context
 from nipad.engine.family import Family, TrainData
@@ -139,8 +139,10 @@ def train(config: AnomalySDTraining, data: TrainData, run_dir: Path, *, ctx: Con
         tensors = {**tuned_weights(parts, unet_tuned, decoder_tuned), "shots.images": shots, "shots.owners": owners}
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         integrity.write_file(out, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+        trained_images.record(out, samples)  # the shots: what `nipad calibrate` must not set thresholds on
     else:
         integrity.forget(out, WEIGHTS)
+        integrity.forget(out, trained_images.FILE)  # another run's, left by --overwrite
     info.extra.update({"history": history, "train_seconds": round(time.time() - started, 1)})
     model = build_model(model_config, parts, prompts, shots, owners, classes, device, measure)
     if model_config.shots:

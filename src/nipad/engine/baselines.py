@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from nipad.data.sample import Sample
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
-from nipad.engine import integrity
+from nipad.engine import integrity, trained_images
 from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context
 from nipad.engine.family import Family, TrainData
@@ -73,7 +73,8 @@ def fit_baseline(config: BaselineConfig, train: Sequence[Sample], device: torch.
         model.fit({name: image_batches(members, config.image_size, batch_size, device, bar.update)
                    for name, members in groups.items()})
     log(f"nipad: {config.model} fitted: " + ", ".join(
-        f"{name} {model.describe(i)}" for i, name in enumerate(model.groups)))
+        f"{'all classes (one unified model)' if name == ALL else name} {model.describe(i)}"
+        for i, name in enumerate(model.groups)))
     return model.eval()
 
 
@@ -99,6 +100,7 @@ def train_baseline(config: BaselineTraining, data: TrainData, run_dir: Path, *, 
                           "train_seconds": round(time.time() - started, 1)})
     tensors = model.state_tensors()
     integrity.write_file(run_dir, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+    trained_images.record(run_dir, train)  # what `nipad calibrate` must not set thresholds on
     source = (f"{len(held)} held-out normal training images" if held else
               "the training images themselves (none held out: thresholds may be too low)")
     calibrate(model, held or train, settings.false_alarm_rate, source).save(run_dir)

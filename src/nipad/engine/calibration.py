@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # the ONNX runner reads calibrations without any model code
     from nipad.models.output import AnomalyModel
 
 FILE = "calibration.json"
-ALL = "__all__"
+ALL = "__all__"  # the pooled entry's key in calibration.json; users see POOLED instead (`shown_class`)
+POOLED = "all classes (pooled)"
 TOLERANCE = 1e-6  # relative; see the module docstring
 METHODS = {"rate": "false-alarm rate on normal images", "f1": "F1-max on labelled test images",
            "manual": "set by hand (--threshold)"}
@@ -60,6 +61,12 @@ class Thresholds:
 
     def finite(self) -> bool:
         return all(math.isfinite(getattr(self, f.name)) for f in fields(self) if f.name not in ("method", "n_images"))
+
+
+def shown_class(name: str | None) -> str:
+    """The name a user sees for a class of thresholds: the pooled entry (ALL, which calibration.json keeps as its
+    key) in words, any other class as it is."""
+    return POOLED if name in (ALL, None) else name
 
 
 def above(values: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:
@@ -159,7 +166,7 @@ class Calibration:
         thin = [(n, self.classes[n].n_images) for n in names if self.classes[n].too_few(self.rate)]
         if not thin:
             return None
-        listed = ", ".join(f"{n} ({k} image{'s' * (k != 1)})" for n, k in thin)
+        listed = ", ".join(f"{shown_class(n)} ({k} image{'s' * (k != 1)})" for n, k in thin)
         worst = min(k for _, k in thin)
         return (f"thresholds of {listed} come from fewer normal images than the {math.ceil(1 / self.rate)} needed to "
                 f"measure a {100 * self.rate:g}% false alarm rate: each is the highest score of its images, so expect up "
@@ -243,7 +250,7 @@ class Calibration:
             raise ValueError(f"no pooled thresholds ({ALL!r})")
         bad = [name for name, t in self.classes.items() if not t.finite()]
         if bad:
-            raise ValueError(f"non-finite (NaN or infinite) thresholds for {', '.join(bad)}")
+            raise ValueError(f"non-finite (NaN or infinite) thresholds for {', '.join(map(shown_class, bad))}")
         odd = sorted({t.method for t in self.classes.values()} - set(METHODS))
         if odd:
             raise ValueError(f"unknown threshold method {', '.join(map(repr, odd))} (known: {', '.join(METHODS)})")

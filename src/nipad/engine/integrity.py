@@ -31,7 +31,7 @@ from nipad.utils.io import atomic_write, atomic_write_json
 MANIFEST = "manifest.json"
 FORMAT = "nipad-manifest/1"
 # the files of a run that nipad reads back (metrics.json and report.html are outputs, never read)
-RUN_FILES = ("config.json", "model.safetensors", "calibration.json", "train_state.pt")
+RUN_FILES = ("config.json", "model.safetensors", "calibration.json", "train_state.pt", "trained_images.json")
 _warned: set[Path] = set()
 
 

@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from nipad.data.sample import Sample
-from nipad.engine import checkpoint
+from nipad.engine import checkpoint, trained_images
 from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context, barrier, native_bf16
 from nipad.engine.feature_cache import FeatureCache
@@ -365,6 +365,7 @@ class Trainer:
         info.finished = True
         info.extra["train_seconds"] = round(time.time() - started, 1)
         if self.ctx.is_main:
+            trained_images.record(self.run_dir, train)  # what `nipad calibrate` must not set thresholds on
             source = (f"{len(held)} held-out normal training images" if held else
                       "the training images themselves (none held out: thresholds may be too low)")
             calibrate(self.detector, held or train, self.tcfg.false_alarm_rate, source).save(self.run_dir)

@@ -181,6 +181,9 @@ def _header(results: Results, outputs: Outputs, title: str) -> str:
         skipped = (f'<details><summary class="error">{len(outputs.skipped)} unreadable test image(s) skipped'
                    f'</summary><ul>{items}</ul>{f"<p>and {more} more</p>" if more > 0 else ""}</details>')
     body = "".join(f'<p class="meta">{line}</p>' for line in lines if line)
+    if meta.get("unseen_classes"):
+        body += (f'<p class="error" id="unseen">The run was not trained on {escape(", ".join(meta["unseen_classes"]))}'
+                 f': its scores for them are not comparable to those of its own classes.</p>')
     return f"<h1>{escape(title)}</h1>{body}{skipped}"
 
 

@@ -1,7 +1,8 @@
 """The FastAPI app of `nipad serve`.
 
     POST /predict[?maps=true&overlay=true&class=NAME]  images as multipart parts -> per image pred_score,
-                                                        pred_label, pred_score_normalized, class, threshold_class
+                                                        pred_label, pred_score_normalized, class, threshold_class,
+                                                        threshold_from
     POST /prompts/{class}[?prompts=1&false_alarm_rate=R] normal images of a (new) class -> prompts + thresholds
     GET  /classes   GET /health   GET /metrics (Prometheus text)
 Every refusal is a 4xx with JSON {"error": message, "status": code}; an unexpected failure is a JSON 500 and the

@@ -28,11 +28,14 @@ def image_result(name: str, scored: Scored, class_name: str | None, original: np
     """`class_name` (the client's) overrides the prompt's class for the thresholds; `original` is needed for maps."""
     cls = class_name or scored.prompt_class
     calibration = scored.calibration
+    own = cls is not None and cls != ALL and cls in calibration.classes
     applied = calibration.apply(np.array([scored.pred_score]), scored.anomaly_map[None], [cls])
     result: dict[str, Any] = {
         "file": name, "pred_score": scored.pred_score, "pred_label": bool(applied["pred_label"][0]),
         "pred_score_normalized": float(applied["pred_score_normalized"][0]),
-        "class": scored.prompt_class, "threshold_class": cls if cls in calibration.classes else ALL,
+        "class": scored.prompt_class,
+        # the class whose thresholds judged the image; null and "pooled" where it has none of its own
+        "threshold_class": cls if own else None, "threshold_from": "class" if own else "pooled",
     }
     if (want_map or want_overlay) and original is not None:
         full = F.interpolate(torch.from_numpy(scored.anomaly_map)[None, None], size=original.shape[:2],
