@@ -33,6 +33,7 @@ from nipad.errors import CheckpointError, ConfigError, NipadError
 from nipad.serve.batching import MicroBatcher
 from nipad.serve.inputs import RequestError, check_request_pixels, check_upload, decode_upload, model_inputs
 from nipad.serve.metrics import Metrics
+from nipad.serve.pages import add_pages
 from nipad.serve.responses import image_result
 from nipad.serve.service import BrokenModelError, InspectionService
 from nipad.serve.uploads import UploadLimits, read_files
@@ -104,7 +105,9 @@ def create_app(service: InspectionService) -> FastAPI:
         await batcher.stop()
         service.close()
 
-    app = FastAPI(title="nipad inspection service", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="nipad inspection service", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
+    add_pages(app)  # GET / (the operator's page), /docs from local assets (/redoc off), the upload schema
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Any) -> Response:
