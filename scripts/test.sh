@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# The report's browser test renders report.html in headless Chromium (Debian packages chromium, chromium-driver).
+# The browser tests (report.html, the service's operator page and /docs) drive headless Chromium (Debian packages
+# chromium, chromium-driver).
 if ! command -v chromium >/dev/null 2>&1; then
     echo "nipad: installing chromium for the report's browser test" >&2
     sudo=""
