@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # The browser tests (report.html, the service's operator page and /docs) drive headless Chromium (Debian packages
 # chromium, chromium-driver).
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "nipad: installing chromium for the report's browser test" >&2
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "nipad: installing chromium and chromedriver for the browser tests" >&2
     sudo=""
     if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
     { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver; } \
