@@ -216,10 +216,11 @@ def load(run_dir: str | os.PathLike[str], device: str | None = None, max_pixels:
     from nipad.engine.calibration import Calibration
     from nipad.engine.distributed import pick_device
     from nipad.engine.families import load_run
+    from nipad.engine.integrity import consistent
 
     target = pick_device(device)
-    model, info = load_run(run_dir, target)
-    calibration = Calibration.load(run_dir)
+    # model and thresholds of one version of the run, even while another process updates it
+    model, info, calibration = consistent(run_dir, lambda: (*load_run(run_dir, target), Calibration.load(run_dir)))
     return Detector(model, calibration, [*info.classes, *info.prompt_classes], target, Path(run_dir), max_pixels)
 
 

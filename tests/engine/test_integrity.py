@@ -131,10 +131,11 @@ def test_nan_thresholds_are_never_written_nor_read(run):
 
 def test_an_interrupted_save_leaves_a_run_that_loads(run, monkeypatch):
     detector, info = load_detector(run)
+    before = {name: (run / name).read_bytes() for name in (CONFIG, WEIGHTS)}
     real_replace = os.replace
 
-    def crash_on_weights(src, dst):  # staged in the manifest, then interrupted before the rename
-        if str(dst).endswith(WEIGHTS):
+    def crash_on_weights(src, dst):  # interrupted while the new files are still staged (before the commit)
+        if str(dst).endswith(integrity.JOURNAL):
             raise KeyboardInterrupt
         real_replace(src, dst)
 
@@ -142,27 +143,30 @@ def test_an_interrupted_save_leaves_a_run_that_loads(run, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_model(run, detector, info)
     monkeypatch.undo()
-    load_detector(run)  # the old weights, still accepted
-    assert "previous" not in integrity.read_manifest(run)[WEIGHTS]
+    load_detector(run)  # the old run, as it was
+    assert {name: (run / name).read_bytes() for name in (CONFIG, WEIGHTS)} == before
+    assert not (run / integrity.PENDING).exists()
 
-    saves = []
-    real_save = integrity._save_manifest
+    moves = []
 
-    def crash_after_rename(run_dir, files):  # the rename done, the final manifest write interrupted
-        saves.append(1)
-        if len(saves) == 2:
+    def crash_after_weights(src, dst):  # committed, the weights moved in, then killed: no clean-up at all
+        real_replace(src, dst)
+        moves.append(dst)
+        if str(dst).endswith(WEIGHTS):
             raise KeyboardInterrupt
-        real_save(run_dir, files)
 
-    monkeypatch.setattr(integrity, "_save_manifest", crash_after_rename)
+    monkeypatch.setattr(os, "replace", crash_after_weights)
+    monkeypatch.setattr(integrity.Update, "abort", lambda self: None)
     with torch.no_grad():
         detector.net.parameters().__next__().add_(1.0)
     with pytest.raises(KeyboardInterrupt):
         save_model(run, detector, info)
     monkeypatch.undo()
-    assert "previous" in integrity.read_manifest(run)[WEIGHTS]
-    reloaded, _ = load_detector(run)  # the new weights, accepted too
+    assert (run / integrity.PENDING / integrity.JOURNAL).is_file()
+    reloaded, _ = load_detector(run)  # the new weights, the update completed by the reader
     assert torch.equal(next(reloaded.net.parameters()), next(detector.net.parameters()))
+    assert not (run / integrity.PENDING).exists()
+    assert all(integrity.verify(run, name) is None for name in (CONFIG, WEIGHTS, CALIBRATION))
 
 
 def test_a_run_without_manifest_loads_with_a_warning_and_is_sealed_by_its_next_write(run):

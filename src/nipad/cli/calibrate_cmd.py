@@ -37,6 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Under the run's writer lock (nipad.engine.integrity.update), so the thresholds are merged into the
+    calibration on disk as it is now, and written with the model as it is now."""
+    from nipad.engine import integrity
+
+    with integrity.update(args.run_dir):
+        return _calibrate(args)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from nipad.engine.calibration import ALL, Calibration, calibrate

@@ -1,15 +1,20 @@
 """Image and mask loading: any PIL mode to uint8 RGB, masks to bool, both resized to the model's input size.
 
-Files are read whole and fully decoded so that truncated or non-image files fail here, as a DataError naming the file,
-rather than deep inside training. With `max_pixels`, an image whose header declares more pixels is refused before
-any pixel is decoded (a small file can declare a huge image); PIL's own decompression-bomb limit is the backstop. Images with transparency are alpha-composited on black (transparent pixels become
-black, whatever colour they store).
+Files are fully decoded so that truncated or non-image files fail here, as a DataError naming the file, rather than
+deep inside training. A file is opened without blocking and must be a regular file (a FIFO named b.png would block
+forever), and its header is read first, never the whole file: a 2 GB file that is not an image is refused after a
+few bytes. With `max_pixels`, an image whose header declares more pixels is refused before any pixel is decoded (a
+small file can declare a huge image); PIL's own decompression-bomb limit is the backstop. Images with transparency
+are alpha-composited on black (transparent pixels become black, whatever colour they store).
 """
 
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
+from typing import BinaryIO
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +40,18 @@ def as_hw(size: ImageSize) -> tuple[int, int]:
 def load_image(path: str | Path, size: ImageSize | None, max_pixels: int | None = None) -> np.ndarray:
     """The image at `path` as uint8 HxWx3 RGB, resized bilinearly (antialiased when shrinking) to `size` (None: its
     own size); DataError if it declares more than `max_pixels` pixels."""
-    return decode_image_bytes(_read_bytes(path), size, source=str(path), max_pixels=max_pixels)
+    with open_image_file(path) as fh:
+        return _as_array(_decode(fh, str(path), max_pixels), size, str(path))
 
 
 def decode_image_bytes(data: bytes, size: ImageSize | None, source: str = "<bytes>",
                        max_pixels: int | None = None) -> np.ndarray:
     """Encoded image bytes (PNG, JPEG, ...) as uint8 HxWx3 RGB resized to `size` (None: as they are); `source` names
     them in errors; DataError if the header declares more than `max_pixels` pixels (checked before decoding)."""
-    img = _decode(data, source, max_pixels)
+    return _as_array(_decode(io.BytesIO(data), source, max_pixels), size, source)
+
+
+def _as_array(img: Image.Image, size: ImageSize | None, source: str) -> np.ndarray:
     h, w = as_hw(size) if size is not None else img.size[::-1]
     rgb = to_rgb8(img, source)
     if rgb.size != (w, h):
@@ -53,8 +62,9 @@ def decode_image_bytes(data: bytes, size: ImageSize | None, source: str = "<byte
 def load_mask(path: str | Path, size: ImageSize) -> np.ndarray:
     """The mask at `path` as bool HxW, binarised (see `binarise_mask`) then resized with NEAREST to `size`."""
     h, w = as_hw(size)
-    img = _decode(_read_bytes(path), str(path))
-    mask = Image.fromarray(binarise_mask(mask_values(img, str(path))).astype(np.uint8) * 255, mode="L")
+    with open_image_file(path) as fh:
+        img = _decode(fh, str(path))
+        mask = Image.fromarray(binarise_mask(mask_values(img, str(path))).astype(np.uint8) * 255, mode="L")
     if mask.size != (w, h):
         mask = mask.resize((w, h), Image.Resampling.NEAREST)
     return np.asarray(mask) > 127
@@ -64,11 +74,11 @@ def image_header_size(path: str | Path) -> tuple[int, int] | None:
     """(width, height) read from the file header without decoding pixels; None if the header cannot be read or
     declares an image beyond PIL's decompression-bomb limit."""
     try:
-        with warnings.catch_warnings():
+        with open_image_file(path) as fh, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(fh) as img:
                 return img.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, DataError):
         return None
 
 
@@ -108,21 +118,42 @@ def binarise_mask(values: np.ndarray) -> np.ndarray:
     return values > (0.0 if is_label_ids else 0.5 * top)
 
 
-def _read_bytes(path: str | Path) -> bytes:
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+
+
+def file_kind(mode: int) -> str | None:
+    """None for a regular file, else what it is in words ("a FIFO (named pipe)", "a folder", ...)."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def open_image_file(path: str | Path) -> BinaryIO:
+    """`path` opened for reading, without blocking (a FIFO's open would wait for a writer forever); DataError unless
+    it is a readable regular file."""
     try:
-        return Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as err:
         raise DataError(f"cannot read image file {path}: {err.strerror or err}. Fix: check the path exists "
                         f"and is a readable file.") from err
+    try:
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise DataError(f"cannot read image file {path}: it is {kind}, not a regular file. Fix: pass image files")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
-def _decode(data: bytes, source: str, max_pixels: int | None = None) -> Image.Image:
-    """Open `data`, check its declared size against `max_pixels`, then decode it fully (PIL's lazy open alone would
-    not notice truncation)."""
+def _decode(data: BinaryIO, source: str, max_pixels: int | None = None) -> Image.Image:
+    """Open the stream `data` (PIL reads only the header), check its declared size against `max_pixels`, then
+    decode it fully (PIL's lazy open alone would not notice truncation)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit speaks first
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(data)
     except Image.DecompressionBombError as err:
         raise DataError(f"image {source} is too large to decode: {err} Fix: shrink the image") from err
     except Image.UnidentifiedImageError as err:

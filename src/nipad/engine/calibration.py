@@ -265,6 +265,10 @@ class Calibration:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Calibration:
+        return integrity.consistent(run_dir, lambda: cls._read(run_dir))
+
+    @classmethod
+    def _read(cls, run_dir: str | Path) -> Calibration:
         path = Path(run_dir) / FILE
         if not path.is_file():
             raise CheckpointError(f"{path} is missing; run `nipad calibrate {run_dir} --data ROOT` on normal images")

@@ -3,8 +3,8 @@
     RUN_DIR/model.safetensors  trainable weights, prompt pool, fusion constant (the frozen backbone is not stored:
                                it is rebuilt from the installed weight package or the recorded local file)
     RUN_DIR/train_state.pt     optimiser and schedule states and the loss history, for resuming an interrupted run
-Each file's sha256 is in manifest.json (nipad.engine.integrity) and checked when it is read. All files are written
-atomically, so an interruption leaves the previous checkpoint intact.
+Each file's sha256 is in manifest.json (nipad.engine.integrity) and checked when it is read. Weights and config are
+written as one update (nipad.engine.integrity.update), so an interruption leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ def read_info(run_dir: str | Path) -> RunInfo[ModelConfig]:
 
 
 def save_model(run_dir: Path, detector: Detector, info: RunInfo) -> None:
-    """Write weights then config (the config names the prompt classes the weights hold)."""
+    """Write weights and config (which names the prompt classes the weights hold) as one update: both or neither."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in detector.state_dict().items()
                if not k.startswith("extractor.")}
-    integrity.write_file(run_dir, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
-    info.prompt_classes = list(detector.prompts.class_names)
-    run_info.write_info(run_dir, info)
+    with integrity.update(run_dir, create=True):
+        integrity.write_file(run_dir, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+        info.prompt_classes = list(detector.prompts.class_names)
+        run_info.write_info(run_dir, info)
 
 
 def load_detector(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Detector, RunInfo]:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nipad.data import IMAGE_EXTENSIONS, load_image
-from nipad.data.image_io import MAX_PIXELS
+from nipad.data.image_io import MAX_PIXELS, file_kind
 from nipad.engine.calibration import Calibration
 from nipad.engine.evaluate import check_finite_outputs
 from nipad.errors import ConfigError, DataError
@@ -83,13 +83,17 @@ class Prediction:
 def find_images(paths: Sequence[str], exclude: str | Path | None = None) -> list[ImageInput]:
     """Image files named by `paths` (files as given; folders recursively and glob matches, both filtered by
     IMAGE_EXTENSIONS and without hidden entries), each once, in argument order; files under `exclude` (the output
-    folder) are left out of folder and glob expansion. A path that matches nothing is warned about."""
+    folder) are left out of folder and glob expansion. A path that matches nothing is warned about, and so is one
+    that is not a regular file (a FIFO named b.png would block its reader forever), which is left out."""
     found: list[tuple[Path, Path]] = []
     skip = Path(exclude).resolve() if exclude is not None else None
     for text in paths:
         path = Path(text).expanduser()
         if path.is_file():
             found.append((path, path.parent))
+            continue
+        if path.exists() and not path.is_dir():
+            _warn_not_regular(path)
             continue
         if path.is_dir():
             files, root = _images_under(path), path
@@ -109,15 +113,41 @@ def _images_under(folder: Path) -> list[Path]:
     out = []
     for here, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out += [Path(here) / f for f in sorted(files) if _is_image_name(f)]
+        out += [Path(here) / f for f in sorted(files) if _is_image_name(f) and _regular_or_warn(Path(here) / f)]
     return out
+
+
+def _regular_or_warn(path: Path) -> bool:
+    """False, with a warning, for a path that exists and is not a regular file (a broken link passes: reading it
+    fails with its own message)."""
+    try:
+        kind = file_kind(path.stat().st_mode)
+    except OSError:
+        return True
+    if kind is not None:
+        _warn_not_regular(path, kind)
+    return kind is None
+
+
+def _warn_not_regular(path: Path, kind: str | None = None) -> None:
+    if kind is None:
+        try:
+            kind = file_kind(path.stat().st_mode) or "a regular file"
+        except OSError:
+            kind = "unreadable"
+    warnings.warn(f"skipping {path}: it is {kind}, not a regular file", stacklevel=3)
 
 
 def _glob_images(pattern: str) -> list[Path]:
     out = []
     for match in sorted(glob.glob(pattern, recursive=True)):
         p = Path(match)
-        out += _images_under(p) if p.is_dir() else [p] if p.is_file() and _is_image_name(p.name) else []
+        if p.is_dir():
+            out += _images_under(p)
+        elif p.is_file() and _is_image_name(p.name):
+            out.append(p)
+        elif p.exists() and _is_image_name(p.name):
+            _warn_not_regular(p)
     return out
 
 

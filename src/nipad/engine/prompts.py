@@ -10,7 +10,7 @@ import torch
 
 from nipad.data.image_io import load_image
 from nipad.data.sample import NORMAL, Sample
-from nipad.engine import checkpoint
+from nipad.engine import checkpoint, integrity
 from nipad.engine.calibration import Calibration, calibrate
 from nipad.errors import ConfigError, DataError
 from nipad.models.prompt_pool import central
@@ -29,8 +29,10 @@ def check_class_name(name: str) -> str:
 def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path], n_prompts: int = 1,
                 rate: float | None = None, device: str = "cpu", max_pixels: int | None = None) -> dict:
     """Add the `n_prompts` most typical of `paths` as prompts of `class_name` and set that class's thresholds from
-    the other images (from all of them when there are too few: said in the calibration source). Files are replaced
-    atomically, so a failure leaves the run as it was."""
+    the other images (from all of them when there are too few: said in the calibration source). The images are read
+    first; then, under the run's writer lock, the run is read as it is on disk now (so what other processes added is
+    kept) and its weights, config and calibration are replaced as one update (nipad.engine.integrity.update): a
+    failure, or a kill at any point, leaves the run as it was or with the class fully added."""
     run_dir = Path(run_dir)
     check_class_name(class_name)
     if n_prompts < 1:
@@ -38,22 +40,30 @@ def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no images given: pass normal images of the new class")
-    detector, info = checkpoint.load_detector(run_dir, device)
-    calibration = Calibration.load(run_dir)
-    size = detector.config.image_size
-    images = torch.stack([torch.from_numpy(load_image(p, size, max_pixels)).permute(2, 0, 1) for p in paths]).to(device)
-    with torch.no_grad():
-        features = torch.cat([detector.features(images[i:i + 16]) for i in range(0, len(images), 16)])
-    chosen = central(features, max(1, min(n_prompts, len(paths))))
-    detector.prompts.add(class_name, features[chosen])
-    rest = [p for i, p in enumerate(paths) if i not in chosen]
-    held = rest if len(rest) >= 2 else paths
-    source = (f"{len(held)} normal images given to `nipad prompt add` (not the prompts)" if held is rest else
-              f"the {len(held)} prompt image(s) themselves: give more images for trustworthy thresholds")
-    new = calibrate(detector, [Sample(p, class_name, NORMAL) for p in held], rate or calibration.rate, source)
-    checkpoint.save_model(run_dir, detector, info)
-    calibration.merged(new).save(run_dir)
+    size = integrity.consistent(run_dir, lambda: checkpoint.read_info(run_dir)).model.image_size
+    images = _read_images(paths, size, max_pixels)  # a bad image is refused before the run is touched
+    with integrity.update(run_dir):
+        detector, info = checkpoint.load_detector(run_dir, device)
+        calibration = Calibration.load(run_dir)
+        if detector.config.image_size != size:  # the run was replaced meanwhile
+            images = _read_images(paths, detector.config.image_size, max_pixels)
+        images = images.to(device)
+        with torch.no_grad():
+            features = torch.cat([detector.features(images[i:i + 16]) for i in range(0, len(images), 16)])
+        chosen = central(features, max(1, min(n_prompts, len(paths))))
+        detector.prompts.add(class_name, features[chosen])
+        rest = [p for i, p in enumerate(paths) if i not in chosen]
+        held = rest if len(rest) >= 2 else paths
+        source = (f"{len(held)} normal images given to `nipad prompt add` (not the prompts)" if held is rest else
+                  f"the {len(held)} prompt image(s) themselves: give more images for trustworthy thresholds")
+        new = calibrate(detector, [Sample(p, class_name, NORMAL) for p in held], rate or calibration.rate, source)
+        checkpoint.save_model(run_dir, detector, info)
+        calibration.merged(new).save(run_dir)
     note = new.too_few_note([class_name])
     return {"class": class_name, "prompts": len(chosen), "calibration_images": len(held),
             "image_threshold": new.classes[class_name].image_threshold, "source": source,
             **({"warning": note} if note else {})}
+
+
+def _read_images(paths: Sequence[Path], size: int, max_pixels: int | None) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(load_image(p, size, max_pixels)).permute(2, 0, 1) for p in paths])

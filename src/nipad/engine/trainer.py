@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from nipad.data.sample import Sample
-from nipad.engine import checkpoint, trained_images
+from nipad.engine import checkpoint, integrity, trained_images
 from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context, barrier, native_bf16
 from nipad.engine.feature_cache import FeatureCache
@@ -325,11 +325,12 @@ class Trainer:
                  + f"  ({time.time() - started:.0f} s)")
         if self.ctx.is_main:
             self._build_prompts(data.bank, data.owner, info.classes)
-            checkpoint.save_model(self.run_dir, self.detector, info)
-            checkpoint.save_train_state(self.run_dir, {
-                "optimizer": opt.optimizer.state_dict(),
-                "history": info.extra["history"],
-            })
+            with integrity.update(self.run_dir, create=True):  # weights, config and state: all or none
+                checkpoint.save_model(self.run_dir, self.detector, info)
+                checkpoint.save_train_state(self.run_dir, {
+                    "optimizer": opt.optimizer.state_dict(),
+                    "history": info.extra["history"],
+                })
         barrier(self.ctx)
 
     def _finish(self, info: RunInfo, data: TrainingSet, held_bank: Tensor, train: Sequence[Sample],
