@@ -4,18 +4,17 @@ so the tests can slow the model down or break it)."""
 
 import io
 import shutil
-import socket
-import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import torch
-import uvicorn
 from PIL import Image
 
+from live import serving
 from nipad.engine.checkpoint import load_detector, save_model
 from nipad.errors import ConfigError
 from nipad.serve.app import create_app
@@ -41,7 +40,6 @@ def live(untrained_onenip_run, tmp_path):
     """start(seconds_per_batch=0, **settings) -> (base URL, service, model calls started)."""
     run = tmp_path / "run"
     shutil.copytree(untrained_onenip_run, run)
-    servers = []
 
     def start(seconds_per_batch: float = 0.0, **overrides):
         settings = ServeSettings(run_dir=run, threads=1, max_batch=1, max_wait_ms=0, **overrides)
@@ -55,23 +53,10 @@ def live(untrained_onenip_run, tmp_path):
             return score(images)
 
         service.score = slow_score
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-            time.sleep(0.05)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}", service, started
+        return stack.enter_context(serving(create_app(service))), service, started
 
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with ExitStack() as stack:
+        yield start
 
 
 def test_a_request_past_its_deadline_is_cancelled(live):

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +17,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
+from live import free_port, serving
 from nipad.serve.app import create_app
 from nipad.serve.service import InspectionService
 from nipad.serve.settings import ServeSettings
@@ -30,12 +28,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage
          "--window-size=1280,1600"]
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C key of an element reference
 TOKEN = "browser-write-token-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _binary(*names: str) -> str:
@@ -101,24 +93,15 @@ def service(untrained_onenip_run, tmp_path_factory):
     """The service of a copy of the tiny run, with a write token, on a free loopback port (uvicorn in a thread)."""
     run = tmp_path_factory.mktemp("browser") / "run"
     shutil.copytree(untrained_onenip_run, run)
-    port = _free_port()
     app = create_app(InspectionService(ServeSettings(run_dir=run, threads=1, max_wait_ms=0, write_token=TOKEN)))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the service did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
 def browser(tmp_path) -> Browser:
     chromium, chromedriver = _binary("chromium", "chromium-browser"), _binary("chromedriver")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "chromedriver.log"
     with open(log, "w") as out:
         driver = subprocess.Popen([chromedriver, f"--port={port}"], stdout=out, stderr=subprocess.STDOUT)
