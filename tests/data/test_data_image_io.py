@@ -162,3 +162,14 @@ def test_mask_colour_and_nearest_resize(tmp_path: Path) -> None:
     expected = np.zeros((4, 4), bool)
     expected[:2, :2] = True
     np.testing.assert_array_equal(out, expected)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    stored = (np.arange(2 * 4 * 3, dtype=np.uint8) * 10).reshape(2, 4, 3)  # 4 wide, 2 high, as the camera stored it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation 6: shown turned 90 degrees clockwise
+    Image.fromarray(stored).save(tmp_path / "phone.png", exif=exif)
+    shown = np.rot90(stored, k=-1)  # 2 wide, 4 high
+    assert np.array_equal(load_image(tmp_path / "phone.png", None), shown)
+    assert np.array_equal(decode_image_bytes((tmp_path / "phone.png").read_bytes(), None), shown)
+    assert load_image(tmp_path / "phone.png", (8, 4)).shape == (8, 4, 3)

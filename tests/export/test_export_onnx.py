@@ -136,6 +136,23 @@ def test_a_damaged_export_is_refused(onenip_export, tmp_path):
         OnnxDetector(copy)
 
 
+def test_an_edited_threshold_in_the_sidecar_is_refused(onenip_export, tiny_mvtec, tmp_path, capsys):
+    _, path, _ = onenip_export
+    copy = tmp_path / "model.onnx"
+    copy.write_bytes(path.read_bytes())
+    meta = json.loads(path.with_suffix(".json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps(meta))  # the same values, written otherwise: still loads
+    assert OnnxDetector(copy).calibration is not None
+    for thresholds in meta["calibration"]["classes"].values():
+        thresholds["image_threshold"] *= 2
+    (tmp_path / "model.json").write_text(json.dumps(meta, indent=2))
+    with pytest.raises(ConfigError, match="model.json was changed after export"):
+        OnnxDetector(copy)
+    image = str(tiny_mvtec / "stripes/test/good/000.png")
+    assert main(["predict", "--onnx", str(copy), image, "--out", str(tmp_path / "p")]) == 2
+    assert "was changed after export" in capsys.readouterr().err
+
+
 def test_predict_with_onnx_matches_predict_with_the_run(onenip_export, tiny_mvtec, tmp_path):
     run, path, _ = onenip_export
     images = [str(tiny_mvtec / "dots/test"), str(tiny_mvtec / "stripes/test/blob")]

@@ -1,9 +1,13 @@
+import errno
 import os
 import stat
 import subprocess
 import sys
 
-from nipad.utils.io import atomic_write_text
+import pytest
+
+from nipad.errors import OutputError
+from nipad.utils.io import atomic_write, atomic_write_text, read_json
 
 
 def test_an_atomically_written_file_gets_the_mode_the_umask_gives_not_mkstemps_0600(tmp_path):
@@ -23,3 +27,29 @@ def test_the_mode_follows_another_umask(tmp_path):
     out = subprocess.run(f"umask 002 && {sys.executable} -c \"{code}\" {tmp_path / 'b'}", shell=True, check=True,
                          capture_output=True, text=True).stdout.strip()
     assert out == "0o664"
+
+
+def test_a_folder_in_the_way_is_named_and_free_space_is_not_the_fix(tmp_path):
+    (tmp_path / "model.onnx").mkdir()
+    with pytest.raises(OutputError) as caught:
+        atomic_write_text(tmp_path / "model.onnx", "x")
+    assert "model.onnx is a folder" in str(caught.value) and "free disk space" not in str(caught.value)
+
+
+def test_free_disk_space_is_the_fix_only_for_a_full_disk(tmp_path):
+    def fails(code):
+        def write(tmp):
+            raise OSError(code, os.strerror(code))
+        return write
+
+    with pytest.raises(OutputError, match="free disk space"):
+        atomic_write(tmp_path / "a", fails(errno.ENOSPC))
+    with pytest.raises(OutputError) as caught:
+        atomic_write(tmp_path / "b", fails(errno.EACCES))
+    assert "free disk space" not in str(caught.value) and "choose an output place" in str(caught.value)
+
+
+def test_json_nested_too_deeply_is_a_decode_error(tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        read_json(tmp_path / "deep.json")

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-trained", action="store_true",
                    help="leave out the images the run trained on (recognised by content) and calibrate on the rest, "
                         "e.g. the held-out ones, instead of refusing")
-    p.add_argument("--device")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.set_defaults(run=run)
 
 
@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     """Under the run's writer lock (nipad.engine.integrity.update), so the thresholds are merged into the
     calibration on disk as it is now, and written with the model as it is now."""
     from nipad.engine import integrity
+    from nipad.engine.train_config import check_rate
 
+    check_rate(args.false_alarm_rate)  # 0 is refused, never read as "the run's rate"
     with integrity.update(args.run_dir):
         return _calibrate(args)
 
@@ -65,7 +67,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                           f", so thresholds for it would never be used. Fix: pick its classes with --classes, or add a "
                           f"new class first with `nipad prompt add`")
     samples = _not_trained_on(args, info, samples)
-    rate = args.false_alarm_rate or (old.rate if old else 0.01)
+    rate = args.false_alarm_rate if args.false_alarm_rate is not None else (old.rate if old else 0.01)
     if args.method == "f1":
         return _run_f1(args, model, samples, old, rate)
     with torch.inference_mode():

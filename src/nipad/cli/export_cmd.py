@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nipad.export import DEFAULT_OPSET
+from nipad.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, check_opset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--format", choices=("onnx",), default="onnx")
     p.add_argument("--out", required=True, metavar="PATH", help="the .onnx file (its sidecar .json goes next to it)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default "
+                   f"{DEFAULT_OPSET})")
     p.set_defaults(run=run)
 
 
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from nipad.export.onnx_export import ANOMALYSD_REFUSAL, export_onnx
     from nipad.models.anomalysd.config import MODEL as ANOMALYSD
 
+    check_opset(args.opset)  # before the model loads
     if read_family(args.run_dir) == ANOMALYSD:  # refused before its multi-GB model loads
         raise ConfigError(ANOMALYSD_REFUSAL)
     model, _ = load_run(args.run_dir, "cpu")

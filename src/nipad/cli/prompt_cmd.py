@@ -16,20 +16,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("images", nargs="+", metavar="IMAGE", help="normal images, folders or globs")
     add.add_argument("--prompts", type=int, default=1, help="how many of them become prompts (the most typical)")
     add.add_argument("--false-alarm-rate", type=float, help="default: the run's")
-    add.add_argument("--device", default="cpu")
+    add.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
     add.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                      help=f"refuse images declaring more pixels than this (default {MAX_PIXELS})")
     add.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from nipad.engine.distributed import pick_device
     from nipad.engine.predict import find_images
     from nipad.engine.prompts import add_prompts, check_class_name
+    from nipad.engine.train_config import check_rate
 
     check_class_name(args.class_name)
+    check_rate(args.false_alarm_rate)
+    device = str(pick_device(args.device))
     paths = [item.path for item in find_images(args.images)]
     done = add_prompts(args.run_dir, args.class_name, paths, args.prompts,
-                       args.false_alarm_rate, args.device, args.max_pixels)
+                       args.false_alarm_rate, device, args.max_pixels)
     print(f"nipad: class {done['class']!r}: {done['prompts']} prompt(s) added; thresholds from {done['source']} "
           f"(image threshold {done['image_threshold']:.4g})")
     return 0

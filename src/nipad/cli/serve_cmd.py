@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import os
+import socket
 from pathlib import Path
 
 from nipad.cli.common import add_threshold_arg
@@ -53,6 +56,32 @@ def write_token(path: str | None) -> str | None:
     return token[0].strip()
 
 
+def file_bytes(megabytes: float) -> int:
+    """--max-file-mb in bytes; ConfigError unless it is a finite number of at least one byte."""
+    if not (math.isfinite(megabytes) and megabytes * 2**20 >= 1):
+        raise ConfigError(f"--max-file-mb must be a positive number of MiB (e.g. 32), got {megabytes:g}")
+    return int(megabytes * 2**20)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """ConfigError unless this process can listen on host:port now (bound and released at once, with the
+    SO_REUSEADDR uvicorn sets), so that a port in use is one clear line before "serving ... on" is printed."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise ConfigError(f"--port {port} on {host} is in use by another program (another `nipad serve`?). Fix: "
+                              f"stop it, or pick another --port (0 picks a free one)") from err
+        raise ConfigError(f"cannot listen on --host {host} --port {port}: {err.strerror or err}. Fix: give an "
+                          f"address of this machine (127.0.0.1 for this machine only, 0.0.0.0 for every network)"
+                          + (" or a port of 1024 or more" if err.errno == errno.EACCES else "")) from err
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -63,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {args.port} is not a TCP port: give 1-65535 (0 picks a free one)")
     settings = ServeSettings(
         run_dir=Path(args.run_dir), device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-        threads=args.threads, max_files=args.max_files, max_file_bytes=int(args.max_file_mb * 2**20),
+        threads=args.threads, max_files=args.max_files, max_file_bytes=file_bytes(args.max_file_mb),
         max_side=args.max_side, max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
         request_timeout_s=args.request_timeout, write_token=write_token(args.token_file),
         thresholds=tuple(args.threshold or ()),
     )
     service = InspectionService(settings)  # a bad run dir fails here, as a one-line error, before the port opens
+    check_port_free(args.host, args.port)
     print(f"nipad: serving {settings.run_dir} ({service.snapshot.info.model.model}, {service.device}, image size "
           f"{service.image_size}) on http://{args.host}:{args.port}; writes "
           + ("need the token" if settings.write_token else "off (no --token-file)")

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write RUN_DIR/metrics.json and report.html even when the data holds classes the run was "
                         "not trained on (by default their results are only printed, or written to --json PATH)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     add_threshold_arg(p)
     p.set_defaults(run=run)
 
@@ -31,9 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from nipad.engine.distributed import pick_device
     from nipad.engine.evaluate import format_operating_points, operating_points, run_test
     from nipad.engine.families import load_run
+    from nipad.errors import ConfigError
     from nipad.metrics import format_table
     from nipad.report import write_report
 
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     device = pick_device(args.device)
     detector, info = load_run(args.run_dir, device)
     dataset = open_data(args.data, args.classes)

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from nipad.engine import distributed
     from nipad.engine.families import family_of_model
     from nipad.engine.family import TrainData
+    from nipad.utils.io import check_writable
 
     ctx = distributed.setup(args.device)
     try:
@@ -110,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         if ctx.is_main:
             print(dataset.describe())
         config = training_config(args, ctx.device)
+        if ctx.is_main:
+            check_writable(args.out)  # a read-only --out fails now, not at the first checkpoint
         data = TrainData(samples, list(dataset.classes), [str(root) for root in args.data])
         family_of_model(args.model).train(config, data, Path(args.out), ctx=ctx, overwrite=args.overwrite)
         if ctx.is_main:

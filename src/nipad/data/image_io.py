@@ -5,7 +5,8 @@ deep inside training. A file is opened without blocking and must be a regular fi
 forever), and its header is read first, never the whole file: a 2 GB file that is not an image is refused after a
 few bytes. With `max_pixels`, an image whose header declares more pixels is refused before any pixel is decoded (a
 small file can declare a huge image); PIL's own decompression-bomb limit is the backstop. Images with transparency
-are alpha-composited on black (transparent pixels become black, whatever colour they store).
+are alpha-composited on black (transparent pixels become black, whatever colour they store). An image is turned as
+its EXIF orientation says (`upright`), in training, predict and serve alike.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import BinaryIO
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from nipad.errors import ConfigError, DataError
 
@@ -172,4 +173,22 @@ def _decode(data: BinaryIO, source: str, max_pixels: int | None = None) -> Image
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(f"cannot decode image {source}: {err}. Fix: the file is truncated or corrupt; "
                         f"replace or remove it.") from err
-    return img
+    return upright(img)
+
+
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """`img` turned as its EXIF orientation says it is shown (a phone or camera photo stored sideways), as every
+    viewer shows it; unchanged when it has no orientation, orientation 1, or EXIF that cannot be read."""
+    try:
+        orientation = img.getexif().get(_ORIENTATION, 1)
+    except Exception:  # malformed EXIF (PIL raises several types): the pixels as stored
+        return img
+    if orientation == 1:
+        return img
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:
+        return img

@@ -28,6 +28,7 @@ from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context
 from nipad.engine.family import Family, TrainData
 from nipad.engine.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, refuse_finished, write_info
+from nipad.engine.train_config import check_rate
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.anomalysd.config import MODEL, AnomalySDConfig, FinetuneConfig
 
@@ -48,6 +49,7 @@ class AnomalySDTraining:
     def __post_init__(self) -> None:
         if self.save_minutes < 0:
             raise ConfigError(f"--sd-save-minutes must be 0 or more, got {self.save_minutes}")
+        check_rate(self.false_alarm_rate)
 
 
 def read_run(run_dir: str | Path) -> RunInfo[AnomalySDConfig]:

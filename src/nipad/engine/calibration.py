@@ -31,6 +31,7 @@ import torch
 from nipad.data.sample import Sample
 from nipad.engine import integrity
 from nipad.errors import CheckpointError, ConfigError, DataError
+from nipad.utils.io import read_json
 
 if TYPE_CHECKING:  # the ONNX runner reads calibrations without any model code
     from nipad.models.output import AnomalyModel
@@ -274,7 +275,7 @@ class Calibration:
             raise CheckpointError(f"{path} is missing; run `nipad calibrate {run_dir} --data ROOT` on normal images")
         integrity.verify(run_dir, FILE)
         try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            return cls.from_dict(read_json(path))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{path} is corrupt ({err}); redo it with `nipad calibrate`") from err
 

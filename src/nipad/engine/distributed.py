@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from nipad.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Context:
@@ -26,11 +28,44 @@ class Context:
         return self.world_size > 1
 
 
+def devices_here() -> list[str]:
+    """The devices this machine can run nipad on, as `--device` takes them: cpu, then cuda, cuda:0 ... when PyTorch
+    sees CUDA GPUs, and mps on Apple silicon."""
+    here = ["cpu"]
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count:
+        here += ["cuda", *(f"cuda:{i}" for i in range(count))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        here.append("mps")
+    return here
+
+
 def pick_device(requested: str | None = None) -> torch.device:
-    """CUDA when present (or asked for), else CPU."""
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """`--device` (every command and the service read it here): None or "" picks CUDA when present, else CPU; any
+    other value must be a device this machine has (`devices_here`), else a ConfigError that lists them."""
+    if not requested:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    here = devices_here()
+    fix = f"Fix: give one of {', '.join(here)}, or leave --device out (CUDA when present, else cpu)"
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ConfigError(f"--device {requested!r} is not a device. {fix}") from err
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ConfigError(f"--device {requested}: PyTorch sees no CUDA GPU on this machine (torch "
+                              f"{torch.__version__}{'' if torch.backends.cuda.is_built() else ', built without CUDA'})"
+                              f". {fix}")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"--device {requested}: this machine has {count} CUDA GPU(s). {fix}")
+        return device
+    if str(device) in here or device.type in here:
+        return device
+    raise ConfigError(f"--device {requested}: nipad cannot run on {device.type} here. {fix}")
 
 
 def native_bf16(device: torch.device) -> bool:

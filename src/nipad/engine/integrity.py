@@ -25,9 +25,10 @@ open in the thread, or open for themselves):
    `version` is what a long-lived reader (the service) compares to notice that another process changed the run.
 
 A run written before manifests existed loads with a warning (nothing to check against); the first update records the
-hashes of all its files as they are. `check_finite` refuses NaN or infinite weights, which a hash cannot catch (a
-diverged training writes them faithfully). A write that fails (disk full, no permission) is an OutputError naming the
-file, and leaves the run as it was.
+hashes of all its files as they are. A run whose config.json says it was written with one (`SEALED`) and that lost
+its manifest (deleted, or replaced by a folder) is refused as damaged. `check_finite` refuses NaN or infinite
+weights, which a hash cannot catch (a diverged training writes them faithfully). A write that fails (disk full, no
+permission) is an OutputError naming the file, and leaves the run as it was.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from typing import Any, TypeVar
 import torch
 
 from nipad.errors import CheckpointError, NipadError, OutputError
-from nipad.utils.io import FILE_MODE, atomic_write_json, make_dir
+from nipad.utils.io import FILE_MODE, atomic_write_json, make_dir, read_json
 
 try:
     import fcntl
@@ -61,6 +62,7 @@ FORMAT = "nipad-manifest/1"
 # the files of a run that nipad reads back (metrics.json and report.html are outputs, never read)
 RUN_FILES = ("config.json", "model.safetensors", "calibration.json", "train_state.pt", "trained_images.json")
 LOCK, PENDING, JOURNAL = ".lock", ".update", "journal.json"
+SEALED = "sealed"  # config.json's key (True) for a run written with a manifest: one that lost it is refused
 _warned: set[Path] = set()
 T = TypeVar("T")
 
@@ -81,7 +83,7 @@ def read_manifest(run_dir: str | Path) -> dict[str, dict[str, Any]] | None:
     if not path.is_file():
         return None
     try:
-        return _parse_files(json.loads(path.read_text(encoding="utf-8")))
+        return _parse_files(read_json(path))
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise CheckpointError(f"{path} is corrupt ({err}): the run's files cannot be checked. Fix: restore the run "
                               f"from a backup or retrain it") from err
@@ -91,8 +93,10 @@ def _parse_files(data: Any) -> dict[str, dict[str, Any]]:
     if data.get("format") != FORMAT:
         raise ValueError(f"format {data.get('format')!r}, expected {FORMAT!r}")
     files = {str(k): dict(v) for k, v in data["files"].items()}
-    for entry in files.values():
-        str(entry["sha256"]), int(entry["bytes"])
+    for name, entry in files.items():
+        for e in (entry, *([entry["previous"]] if "previous" in entry else [])):
+            if not (isinstance(e["sha256"], str) and type(e["bytes"]) is int and e["bytes"] >= 0):
+                raise ValueError(f"the entry of {name} is not a sha256 and a byte count: {str(e)[:80]}")
     return files
 
 
@@ -266,7 +270,7 @@ def _apply(run_dir: Path, journal: dict[str, Any]) -> None:
 
 def _read_journal(path: Path) -> dict[str, Any]:
     try:
-        journal = json.loads(path.read_text(encoding="utf-8"))
+        journal = read_json(path)
         _parse_files(journal["manifest"])
         journal["move"] = [_check_name(str(n)) for n in journal["move"]]
         journal["remove"] = [_check_name(str(n)) for n in journal["remove"]]
@@ -442,6 +446,7 @@ def verify(run_dir: str | Path, name: str) -> None:
     settle(run_dir)
     files = read_manifest(run_dir)
     if files is None:
+        _refuse_unsealed(run_dir)
         if path.is_file() and run_dir.resolve() not in _warned:
             _warned.add(run_dir.resolve())
             warnings.warn(f"{run_dir} has no {MANIFEST} (written by an older nipad), so its files cannot be checked "
@@ -465,6 +470,21 @@ def verify(run_dir: str | Path, name: str) -> None:
         problem = f"its sha256 {found[:16]}... is not the {entry['sha256'][:16]}... recorded when it was written"
     raise CheckpointError(f"{path} is corrupt: {problem}; the file was damaged or changed after nipad wrote it. "
                           f"Fix: restore the run from a backup or retrain it")
+
+
+def _refuse_unsealed(run_dir: Path) -> None:
+    """CheckpointError when RUN_DIR has no manifest but its config.json records that it was written with one (the
+    manifest was deleted or replaced); a run from before manifests passes (its readers warn)."""
+    try:
+        sealed = read_json(run_dir / "config.json").get(SEALED) is True
+    except (OSError, ValueError, AttributeError):  # config.json's own reader says what is wrong with it
+        return
+    if sealed:
+        manifest = run_dir / MANIFEST
+        raise CheckpointError(f"{manifest} {'is not a file' if manifest.exists() else 'is missing'}, but "
+                              f"{run_dir / 'config.json'} records that the run was written with one: the run was "
+                              f"damaged or edited, and its files cannot be checked. Fix: restore the run (or its "
+                              f"{MANIFEST}) from a backup, or retrain it")
 
 
 def check_finite(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:

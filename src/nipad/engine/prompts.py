@@ -12,6 +12,7 @@ from nipad.data.image_io import load_image
 from nipad.data.sample import NORMAL, Sample
 from nipad.engine import checkpoint, integrity
 from nipad.engine.calibration import Calibration, calibrate
+from nipad.engine.train_config import check_rate
 from nipad.errors import ConfigError, DataError
 from nipad.models.prompt_pool import central
 
@@ -37,6 +38,7 @@ def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path
     check_class_name(class_name)
     if n_prompts < 1:
         raise ConfigError(f"--prompts must be at least 1, got {n_prompts}")
+    check_rate(rate)  # 0 is refused, not read as "the run's rate"
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no images given: pass normal images of the new class")
@@ -56,7 +58,8 @@ def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path
         held = rest if len(rest) >= 2 else paths
         source = (f"{len(held)} normal images given to `nipad prompt add` (not the prompts)" if held is rest else
                   f"the {len(held)} prompt image(s) themselves: give more images for trustworthy thresholds")
-        new = calibrate(detector, [Sample(p, class_name, NORMAL) for p in held], rate or calibration.rate, source)
+        samples = [Sample(p, class_name, NORMAL) for p in held]
+        new = calibrate(detector, samples, calibration.rate if rate is None else rate, source)
         checkpoint.save_model(run_dir, detector, info)
         calibration.merged(new).save(run_dir)
     note = new.too_few_note([class_name])

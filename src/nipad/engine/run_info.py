@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from nipad import __version__
 from nipad.engine import integrity
 from nipad.errors import CheckpointError, ConfigError, NipadError
+from nipad.utils.io import read_json
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 RECONSTRUCTION = "reconstruction"  # OneNIP / UniAD; also the family of runs whose config.json names none (older runs)
@@ -55,6 +56,7 @@ class RunInfo(Generic[M]):
             "nipad_version": __version__, "family": self.family, "model": self.model.to_dict(), "train": self.train,
             "classes": self.classes, "data": self.data, "epochs_done": self.epochs_done, "finished": self.finished,
             "prompt_classes": self.prompt_classes, **self.extra,
+            integrity.SEALED: True,  # written with manifest.json: a run that lost it is damaged (integrity.verify)
         }
 
 
@@ -80,7 +82,7 @@ def read_family(run_dir: str | Path) -> str:
     """The family named in a run's config.json (what `load_run` dispatches on)."""
     path = _config_path(Path(run_dir))
     try:
-        return str(json.loads(path.read_text(encoding="utf-8")).get("family", RECONSTRUCTION))
+        return str(read_json(path).get("family", RECONSTRUCTION))
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise _corrupt(path, err) from err
 
@@ -91,8 +93,8 @@ def read_info(run_dir: str | Path, parse_model: Callable[[Mapping[str, Any]], M]
     path = _config_path(run_dir)
     integrity.verify(run_dir, CONFIG)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        known = {"nipad_version"} | {f.name for f in fields(RunInfo)}
+        data = read_json(path)
+        known = {"nipad_version", integrity.SEALED} | {f.name for f in fields(RunInfo)}
         return RunInfo(
             model=parse_model(data["model"]), train=dict(data["train"]), classes=list(data["classes"]),
             data=list(data["data"]), epochs_done=int(data.get("epochs_done", 0)), finished=bool(data["finished"]),
@@ -125,7 +127,7 @@ def refuse_finished(run_dir: str | Path, overwrite: bool) -> None:
     if overwrite or not path.is_file():
         return
     try:
-        finished = bool(json.loads(path.read_text(encoding="utf-8")).get("finished"))
+        finished = bool(read_json(path).get("finished"))
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise ConfigError(f"{path} cannot be read ({err}), so {run_dir} may hold a finished run; choose another --out "
                           "or pass --overwrite") from err

@@ -9,6 +9,15 @@ from typing import Any
 from nipad.errors import ConfigError
 
 
+def check_rate(rate: float | None, flag: str = "--false-alarm-rate") -> float | None:
+    """`rate` unless it is outside (0, 1) (NaN included): ConfigError naming `flag` and the range. None passes (the
+    default of the caller applies); 0 is refused, never read as "unset"."""
+    if rate is not None and not 0.0 < rate < 1.0:
+        raise ConfigError(f"{flag} must be between 0 and 1, both excluded (the share of normal images flagged, e.g. "
+                          f"0.01 for 1%), got {rate}")
+    return rate
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Authors' schedule by default: AdamW 1e-4 / wd 1e-4, grad-norm clip 0.1, lr x0.1 at 80% of the epochs.
@@ -62,6 +71,10 @@ class TrainConfig:
         if self.prompt_neighbours < 0 or self.prompts_per_class < 1:
             raise ConfigError(f"--prompt-neighbours must be 0 or more and --prompts-per-class at least 1, got "
                               f"{self.prompt_neighbours} and {self.prompts_per_class}")
+        if self.synthetic_pool < 0:
+            raise ConfigError(f"--synthetic-pool must be 0 (a fresh pseudo anomaly every step) or more, got "
+                              f"{self.synthetic_pool}")
+        check_rate(self.false_alarm_rate)
         if not 0.0 <= self.calibration_fraction < 1.0:
             raise ConfigError(f"calibration fraction must be in [0, 1), got {self.calibration_fraction}")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from nipad.data.sample import Sample
 from nipad.engine import integrity
 from nipad.errors import CheckpointError
+from nipad.utils.io import read_json
 
 FILE = "trained_images.json"
 FORMAT = "nipad-trained-images/1"
@@ -54,7 +55,7 @@ def fingerprints(run_dir: str | Path) -> set[str] | None:
         return None
     integrity.verify(run_dir, FILE)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
         if data.get("format") != FORMAT:
             raise ValueError(f"format {data.get('format')!r}, expected {FORMAT!r}")
         images = {str(p) for p in data["images"]}

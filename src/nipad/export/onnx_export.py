@@ -5,7 +5,9 @@ nipad.export.graph and nipad.export.baseline_graph) maps `images` uint8 (batch, 
 and size dynamic, to `pred_score` (batch,), `anomaly_map` (batch, 1, S, S) and `prompt_index` (batch,) int64 (for
 the baselines: the index of the nearest class-mean descriptor). The sidecar (`model.json` next to `model.onnx`) holds
 the class of every index, the image size, the run's calibration (so labels need no run directory), the export's own
-check against PyTorch and the sha256 of the .onnx file, which the runner checks before loading it.
+check against PyTorch and the sha256 of the .onnx file, which the runner checks before loading it. The graph's
+metadata records the sha256 of the sidecar's classes, image size and calibration (`sidecar.sealed_digest`), so an
+edited threshold in the sidecar is refused too.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from nipad.engine import integrity
 from nipad.engine.calibration import FILE as CALIBRATION_FILE
 from nipad.engine.calibration import Calibration
 from nipad.errors import CheckpointError, ConfigError
-from nipad.export import DEFAULT_OPSET
+from nipad.export import DEFAULT_OPSET, check_opset
 from nipad.export.baseline_graph import baseline_graph
 from nipad.export.graph import InferenceGraph
-from nipad.export.sidecar import FORMAT, INPUT, OUTPUTS, sidecar_path
+from nipad.export.sidecar import FORMAT, INPUT, OUTPUTS, SEAL_KEY, sealed_digest, sidecar_path
 from nipad.models.detector import Detector
 from nipad.models.patch_baseline import PatchBaseline
 from nipad.utils.io import atomic_write, atomic_write_json
@@ -80,20 +82,23 @@ def export_onnx(model: Any, out: str | Path, run_dir: str | Path | None = None, 
     out = Path(out)
     if out.suffix != ".onnx":
         raise ConfigError(f"--out {out} must end in .onnx (the sidecar JSON is written next to it)")
+    check_opset(opset)
     graph = inference_graph(model)
     size = graph.image_size
-    atomic_write(out, lambda tmp: trace_to_onnx(graph, tmp, size, opset))
+    meta = sidecar(graph, run_dir, opset, {})
+    atomic_write(out, lambda tmp: trace_to_onnx(graph, tmp, size, opset, {SEAL_KEY: sealed_digest(meta)}))
     if check_images is None:
         check_images = np.random.default_rng(0).integers(0, 256, (2, 3, size, size), dtype=np.uint8)
     diffs = compare(graph, out, check_images)
-    atomic_write_json(sidecar_path(out), {**sidecar(graph, run_dir, opset, diffs),
-                                          "onnx_sha256": integrity.digest(out)})
+    atomic_write_json(sidecar_path(out), {**meta, "check": diffs, "onnx_sha256": integrity.digest(out)})
     return ExportReport(out, sidecar_path(out), diffs["max_score_diff"], diffs["max_map_diff"], diffs["same_prompts"],
                         diffs["max_score"])
 
 
-def trace_to_onnx(graph: nn.Module, path: Path, size: int, opset: int) -> None:
-    """Trace `graph` on a batch of 2 model-size images into `path`, batch size and image size dynamic; validate it.
+def trace_to_onnx(graph: nn.Module, path: Path, size: int, opset: int,
+                  metadata: dict[str, str] | None = None) -> None:
+    """Trace `graph` on a batch of 2 model-size images into `path`, batch size and image size dynamic, with
+    `metadata` in the model's metadata_props; validate it.
 
     The TorchScript-tracing exporter: it converts this graph in seconds where the dynamo exporter takes minutes on
     a 2-core machine; the graph has no data-dependent control flow, so the trace is exact for every input shape.
@@ -107,6 +112,12 @@ def trace_to_onnx(graph: nn.Module, path: Path, size: int, opset: int) -> None:
             output_names=list(OUTPUTS), do_constant_folding=True,
             dynamic_axes={INPUT: {0: "batch", 2: "height", 3: "width"}, **{name: batch for name in OUTPUTS}},
         )
+    if metadata:
+        proto = onnx.load(str(path))
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(path))
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as err:

@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from nipad.engine.calibration import Calibration
 from nipad.errors import ConfigError
-from nipad.export.sidecar import INPUT, read_sidecar, sidecar_path
+from nipad.export.sidecar import INPUT, SEAL_KEY, read_sidecar, sealed_digest, sidecar_path
 
 
 def session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
@@ -58,6 +58,11 @@ class OnnxDetector:
                 raise ConfigError(f"{path} is corrupt: its sha256 is not the one recorded in {sidecar_path(path)} at "
                                   f"export; the file was damaged or replaced. Fix: export the run again")
         self.session = session(path, threads)
+        sealed = self.session.get_modelmeta().custom_metadata_map.get(SEAL_KEY)  # absent in older exports
+        if sealed is not None and sealed != sealed_digest(self.meta):
+            raise ConfigError(f"{sidecar_path(path)} was changed after export: its thresholds, classes or image size "
+                              f"are not those whose sha256 {path} records. Fix: export the run again (or set a "
+                              f"threshold by hand with --threshold)")
         self.config = OnnxConfig(str(self.meta.get("model")), self.meta["image_size"])
         self.prompt_classes: list[str] = self.meta["prompt_classes"]
         if self.thresholds and self.calibration is None:

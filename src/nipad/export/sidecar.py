@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from nipad.errors import ConfigError
+from nipad.utils.io import read_json
 
 FORMAT = "nipad-onnx/1"
 INPUT = "images"
 OUTPUTS = ("pred_score", "anomaly_map", "prompt_index")
+
+
+SEAL_KEY = "nipad_sidecar_sha256"
+SEALED = ("model", "image_size", "prompt_classes", "calibration")
+"""What the graph's own metadata (`SEAL_KEY`, covered by the .onnx file's sha256) records a hash of: what the
+sidecar says about the graph's outputs, the thresholds included."""
+
+
+def sealed_digest(meta: dict[str, Any]) -> str:
+    """sha256 of the sidecar's `SEALED` entries, as canonical JSON (keys sorted, no spaces)."""
+    text = json.dumps({key: meta.get(key) for key in SEALED}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:
@@ -27,7 +41,7 @@ def read_sidecar(onnx_path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path} is missing: `nipad export` writes it next to {onnx_path}; keep both files")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
         if data.get("format") != FORMAT:
             raise ValueError(f"format {data.get('format')!r}, expected {FORMAT!r}")
         data["image_size"] = int(data["image_size"])

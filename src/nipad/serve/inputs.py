@@ -63,8 +63,9 @@ def check_request_pixels(sizes: list[tuple[int, int]], settings: ServeSettings) 
                                 f"{settings.max_request_pixels} per request: send fewer or smaller images per request")
 
 
-def decode_upload(data: bytes, name: str, size: int | tuple[int, int], max_pixels: int | None = None) -> np.ndarray:
-    """Fully decode a checked upload to uint8 HxWx3 RGB at `size`; 400 if it is corrupt or truncated."""
+def decode_upload(data: bytes, name: str, size: int | tuple[int, int] | None,
+                  max_pixels: int | None = None) -> np.ndarray:
+    """Fully decode a checked upload to uint8 HxWx3 RGB at `size` (None: its own); 400 if corrupt or truncated."""
     try:
         return decode_image_bytes(data, size, source=name, max_pixels=max_pixels)
     except DataError as err:
@@ -75,8 +76,8 @@ def model_inputs(data: bytes, name: str, settings: ServeSettings, image_size: in
                  keep_original: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """The model input (uint8 3 x S x S, resized as training resized) and, with `keep_original`, the image at its
     own size (for maps and overlays), both from one decode."""
-    width, height = check_upload(data, name, settings)
+    check_upload(data, name, settings)
     if not keep_original:
         return decode_upload(data, name, image_size, settings.max_pixels).transpose(2, 0, 1), None
-    original = decode_upload(data, name, (height, width), settings.max_pixels)
+    original = decode_upload(data, name, None, settings.max_pixels)  # its own size, upright (EXIF orientation)
     return model_input(original, image_size), original

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,12 +35,16 @@ class ServeSettings:
                      "max_request_pixels"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0:
-            raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
+            raise ConfigError(f"--max-wait-ms must be a number of milliseconds, 0 or more, got {self.max_wait_ms}")
         if self.write_token is not None and len(self.write_token) < 16:
             raise ConfigError("the write token must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         if not self.request_timeout_s > 0:
             raise ConfigError(f"--request-timeout must be > 0 seconds, got {self.request_timeout_s}")
+        if self.max_wait_ms >= 1000 * self.request_timeout_s:
+            raise ConfigError(f"--max-wait-ms {self.max_wait_ms:g} is not shorter than --request-timeout "
+                              f"{self.request_timeout_s:g} s, so a request that waits for a batch to fill would time "
+                              f"out (504). Fix: a --max-wait-ms of a few milliseconds (default 10)")
 
     @property
     def max_body_bytes(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -44,8 +45,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = 
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
-        raise OutputError(f"cannot write {path}: {err.strerror or err}. Fix: choose an output place you can write "
-                          f"to") from err
+        raise OutputError(f"cannot write {path}: {err.strerror or err}. Fix: {write_fix(path, err)}") from err
     os.close(fd)
     try:
         write(Path(tmp))
@@ -56,11 +56,45 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = 
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {err.strerror or err}. Fix: free disk space or choose an output "
-                          f"place you can write to") from err
+        raise OutputError(f"cannot write {path}: {err.strerror or err}. Fix: {write_fix(path, err)}") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_fix(path: Path, err: OSError) -> str:
+    """The fix for a failed write of `path`: free disk space only when the disk is full (ENOSPC, EDQUOT)."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free disk space and rerun"
+    if err.errno == errno.EISDIR:
+        return f"{path} is a folder: give a file name (or remove the folder)"
+    return "choose an output place you can write to"
+
+
+def check_writable(folder: str | Path) -> Path:
+    """Create `folder` if needed and write (then delete) a file in it, so that a read-only folder or file system is
+    an OutputError naming it before any work is done (os.access alone passes for root, and on some mounts)."""
+    folder = make_dir(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nipad-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise OutputError(f"cannot write into {folder}: {err.strerror or err}. Fix: "
+                          f"{'free disk space and rerun' if full else 'choose an output place you can write to'}"
+                          ) from err
+    return folder
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON in `path`; json.JSONDecodeError (a ValueError) also for JSON nested too deeply to parse (a
+    RecursionError otherwise), so that every reader reports the file as corrupt."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError as err:
+        raise json.JSONDecodeError("nested too deeply", "", 0) from err
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
