@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -74,28 +75,30 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
-def test_two_cli_writers_and_a_service_at_once_lose_nothing(run, images, tmp_path):
-    """The issue's case: concurrent `nipad prompt add` of different classes (and a service's update) on one run
+def test_two_cli_writers_and_two_services_at_once_lose_nothing(run, images, tmp_path):
+    """The issue's case: concurrent `nipad prompt add` of different classes and two services' updates on one run
     each exited 0 and classes were lost, or the run was left corrupt."""
     go = tmp_path / "go"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path / f"ready-{name}"), str(go), "prompt", "add",
                                str(run), "--class", name, *images], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for name in ("cli-a", "cli-b")]
-    service = InspectionService(ServeSettings(run_dir=run, threads=1))
+    services = {name: InspectionService(ServeSettings(run_dir=run, threads=1)) for name in ("service-a", "service-b")}
     uploads = [(Path(p).name, Path(p).read_bytes()) for p in images]
     deadline = time.monotonic() + 120
     while not all((tmp_path / f"ready-{name}").exists() for name in ("cli-a", "cli-b")):
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
         time.sleep(0.05)
     go.write_text("go")
-    done = service.add_prompts("service", uploads, 1, None)
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda item: item[1].add_prompts(item[0], uploads, 1, None), services.items()))
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    assert done["class"] == "service"
+    assert [d["class"] for d in done] == ["service-a", "service-b"]
     classes = _check_consistent(run, images[0])
-    assert set(classes) == {"stripes", "dots", "cli-a", "cli-b", "service"}
-    assert {"cli-a", "cli-b", "service"} <= {c["name"] for c in service.classes() if c["calibrated"]}
+    assert set(classes) == {"stripes", "dots", "cli-a", "cli-b", "service-a", "service-b"}
+    for service in services.values():  # each service serves what the other writers added too
+        assert {"cli-a", "cli-b", "service-a", "service-b"} <= {c["name"] for c in service.classes() if c["calibrated"]}
 
 
 def test_a_service_notices_what_another_process_wrote_and_updates_on_top_of_it(run, images):
