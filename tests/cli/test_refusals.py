@@ -17,21 +17,7 @@ from nipad.cli.main import main
 from nipad.data import load_image
 from nipad.engine.calibration import Calibration
 from nipad.errors import DataError
-
-
-@pytest.fixture
-def run(untrained_onenip_run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(untrained_onenip_run, copy)
-    return copy
-
-
-def _error(capsys) -> str:
-    err = capsys.readouterr().err.replace("\r", "\n")
-    assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if line.startswith("nipad: error:")]
-    assert lines, err
-    return lines[-1]
+from refusal import last_error
 
 
 def claims_size(width: int, height: int) -> bytes:
@@ -53,7 +39,7 @@ def test_calibrate_on_a_folder_without_readable_images(run, tmp_path, capsys):
     before = (run / "calibration.json").read_bytes()
     with pytest.warns(UserWarning):
         assert main(["calibrate", str(run), "--data", str(tmp_path / "data")]) == 2
-    line = _error(capsys)
+    line = last_error(capsys)
     assert "none of the 1 calibration image(s) could be read" in line and "000.png" in line
     assert (run / "calibration.json").read_bytes() == before
 
@@ -61,7 +47,7 @@ def test_calibrate_on_a_folder_without_readable_images(run, tmp_path, capsys):
 def test_calibrate_with_a_class_the_run_lacks(run, tiny_mvtec, tmp_path, capsys):
     shutil.copytree(tiny_mvtec / "stripes", tmp_path / "data/gears")
     assert main(["calibrate", str(run), "--data", str(tmp_path / "data")]) == 2
-    line = _error(capsys)
+    line = last_error(capsys)
     assert "has no class gears" in line and "prompt add" in line
     assert "gears" not in Calibration.load(run).classes
 
@@ -72,20 +58,20 @@ def test_unwritable_outputs(run, tiny_mvtec, tmp_path, capsys, out):
     out = out.format(tmp=tmp_path)
     image = str(tiny_mvtec / "stripes/test/good/000.png")
     assert main(["predict", str(run), image, "--out", out]) == 2
-    assert out in _error(capsys)
+    assert out in last_error(capsys)
     assert main(["export", str(run), "--out", f"{out}/e.onnx"]) == 2
-    assert out in _error(capsys)
+    assert out in last_error(capsys)
 
 
 def test_export_into_proc_is_refused(run, capsys):
     assert main(["export", str(run), "--format", "onnx", "--out", "/proc/e.onnx"]) == 2
-    assert "/proc/e.onnx" in _error(capsys)
+    assert "/proc/e.onnx" in last_error(capsys)
 
 
 @pytest.mark.parametrize("port", ["99999", "-1"])
 def test_serve_on_an_impossible_port(run, capsys, port):
     assert main(["serve", str(run), "--port", port]) == 2
-    assert "is not a TCP port" in _error(capsys)
+    assert "is not a TCP port" in last_error(capsys)
 
 
 @pytest.mark.parametrize(("width", "height", "expected"), [
@@ -97,7 +83,7 @@ def test_predict_refuses_huge_images_before_decoding(run, tmp_path, capsys, widt
     (tmp_path / "in/huge.png").write_bytes(claims_size(width, height))
     with pytest.warns(UserWarning, match="huge.png"):
         assert main(["predict", str(run), str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 2
-    line = _error(capsys)
+    line = last_error(capsys)
     assert expected in line and "not an image file" not in line
 
 
@@ -117,7 +103,7 @@ def test_prompt_add_refuses_what_http_refuses(run, tiny_mvtec, capsys, extra, ex
     images = [str(p) for p in sorted((tiny_mvtec / "stripes/train/good").glob("*.png"))[:3]]
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     assert main(["prompt", "add", str(run), *extra, *images]) == 2
-    assert expected in _error(capsys)
+    assert expected in last_error(capsys)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 

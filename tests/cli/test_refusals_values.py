@@ -4,7 +4,6 @@ each is now exit code 2 with one `nipad: error:` line naming the setting or file
 import dataclasses
 import json
 import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -14,21 +13,7 @@ import torch
 from nipad.cli.main import main
 from nipad.engine import families
 from nipad.export import MAX_OPSET, MIN_OPSET
-
-
-@pytest.fixture
-def run(untrained_onenip_run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(untrained_onenip_run, copy)
-    return copy
-
-
-def _error(capsys) -> str:
-    err = capsys.readouterr().err.replace("\r", "\n")
-    assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if line.startswith("nipad: error:")]
-    assert lines, err
-    return lines[-1]
+from refusal import last_error
 
 
 def _no_training(monkeypatch) -> None:
@@ -48,19 +33,19 @@ def _image(data: Path) -> str:
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
 def test_serve_max_file_mb_must_be_a_positive_number(run, capsys, value):
     assert main(["serve", str(run), "--max-file-mb", value]) == 2
-    line = _error(capsys)
+    line = last_error(capsys)
     assert "--max-file-mb must be a positive number of MiB" in line and "--max-file-bytes" not in line
 
 
 def test_test_batch_size_zero(run, tiny_mvtec, capsys):
     assert main(["test", str(run), "--data", str(tiny_mvtec), "--batch-size", "0"]) == 2
-    assert "--batch-size must be at least 1, got 0" in _error(capsys)
+    assert "--batch-size must be at least 1, got 0" in last_error(capsys)
 
 
 @pytest.mark.parametrize("opset", ["0", "5", "99", "-1"])
 def test_export_names_the_supported_opsets(run, tmp_path, capsys, opset):
     assert main(["export", str(run), "--out", str(tmp_path / "m.onnx"), "--opset", opset]) == 2
-    assert f"--opset {opset} is not supported: nipad exports ONNX opsets {MIN_OPSET} to {MAX_OPSET}" in _error(capsys)
+    assert f"--opset {opset} is not supported: nipad exports ONNX opsets {MIN_OPSET} to {MAX_OPSET}" in last_error(capsys)
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -84,7 +69,7 @@ def test_a_device_this_machine_lacks_is_named_with_those_it_has(run, tiny_mvtec,
     _no_training(monkeypatch)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
     assert main([*_device_argv(command, run, tiny_mvtec, tmp_path), "--device", device]) == 2
-    line = _error(capsys)
+    line = last_error(capsys)
     assert f"--device {device!r} is not a device" in line if device == "foo" else "sees no CUDA GPU" in line
     assert "Fix: give one of cpu" in line
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
@@ -95,14 +80,14 @@ def test_a_manifest_byte_count_of_1e400_is_a_corrupt_manifest(run, tiny_mvtec, t
     manifest["files"]["model.safetensors"]["bytes"] = "HUGE"
     (run / "manifest.json").write_text(json.dumps(manifest).replace('"HUGE"', "1e400"))
     assert main(["predict", str(run), _image(tiny_mvtec), "--out", str(tmp_path / "p")]) == 2
-    assert "manifest.json is corrupt" in _error(capsys)
+    assert "manifest.json is corrupt" in last_error(capsys)
 
 
 @pytest.mark.parametrize("name", ["manifest.json", "config.json"])
 def test_json_nested_100k_deep_is_a_corrupt_file(run, tiny_mvtec, tmp_path, capsys, name):
     (run / name).write_text("[" * 100_000 + "]" * 100_000)
     assert main(["predict", str(run), _image(tiny_mvtec), "--out", str(tmp_path / "p")]) == 2
-    line = _error(capsys)
+    line = last_error(capsys)
     assert f"{name} is corrupt" in line and "nested too deeply" in line
 
 
@@ -113,21 +98,21 @@ def test_a_false_alarm_rate_outside_0_1_is_refused_not_replaced_by_the_runs(run,
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
     expected = "--false-alarm-rate must be between 0 and 1, both excluded"
     assert main(["calibrate", str(run), "--data", str(tiny_mvtec), "--false-alarm-rate", rate]) == 2
-    assert expected in _error(capsys)
+    assert expected in last_error(capsys)
     assert main(["prompt", "add", str(run), "--class", "new", _image(tiny_mvtec), "--false-alarm-rate", rate]) == 2
-    assert expected in _error(capsys)
+    assert expected in last_error(capsys)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1"])
 def test_serve_max_wait_ms_must_be_a_finite_number(run, capsys, value):
     assert main(["serve", str(run), "--max-wait-ms", value]) == 2
-    assert "--max-wait-ms must be a number of milliseconds, 0 or more" in _error(capsys)
+    assert "--max-wait-ms must be a number of milliseconds, 0 or more" in last_error(capsys)
 
 
 def test_serve_max_wait_ms_must_be_shorter_than_the_request_timeout(run, capsys):
     assert main(["serve", str(run), "--max-wait-ms", "5000", "--request-timeout", "2"]) == 2
-    assert "is not shorter than --request-timeout" in _error(capsys)
+    assert "is not shorter than --request-timeout" in last_error(capsys)
 
 
 @pytest.mark.parametrize(("flag", "value", "expected"), [
@@ -140,7 +125,7 @@ def test_train_refuses_settings_before_training(tiny_mvtec, tmp_path, monkeypatc
     out = tmp_path / "r"
     assert main(["train", "--data", str(tiny_mvtec), "--model", "onenip", "--epochs", "1", "--out", str(out), flag,
                  value]) == 2
-    assert expected in _error(capsys)
+    assert expected in last_error(capsys)
     assert not out.exists()
 
 
@@ -156,7 +141,7 @@ def test_a_run_that_lost_its_manifest_is_refused_with_its_edited_threshold(run, 
         thresholds["image_threshold"] = 1e9
     (run / "calibration.json").write_text(json.dumps(calibration))
     assert main(["predict", str(run), _image(tiny_mvtec), "--out", str(tmp_path / "p")]) == 2
-    line = _error(capsys)
+    line = last_error(capsys)
     assert f"manifest.json {'is missing' if how == 'deleted' else 'is not a file'}" in line
     assert "records that the run was written with one" in line and "restore the run" in line
 
@@ -183,5 +168,5 @@ def test_train_refuses_a_read_only_out_before_training(tiny_mvtec, tmp_path, mon
         assert main(["train", "--data", str(tiny_mvtec), "--model", "knn", "--out", str(out)]) == 2
     finally:
         (tmp_path / "read-only").chmod(0o755)
-    line = _error(capsys)
+    line = last_error(capsys)
     assert f"cannot write into {out}" in line and "choose an output place you can write to" in line
