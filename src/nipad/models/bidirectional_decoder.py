@@ -3,7 +3,7 @@
 Stream P starts as the encoded prompt tokens, stream I as the encoded query-image tokens (the authors' code calls
 them "queries" and "keys"). In each block the prompt attends to the image, then the image attends to the updated
 prompt; a final unmasked attention of P to I gives the reconstruction, read from the prompt stream
-(../shared/docs/onenip-spec.md, 2.6, after the authors' fix a6e80fa). `static=True` is the paper's unidirectional
+(the authors' code, github.com/gaobb/OneNIP, after their fix a6e80fa). `static=True` is the paper's unidirectional
 ablation: the prompt tokens stay fixed and the image tokens only read from them. `mask_final=True` (not the authors')
 neighbour-masks the final attention too, so no prompt token reads the query's tokens at and around its own position.
 """

@@ -1,6 +1,6 @@
 """Necks that turn the backbone's feature pyramid into one token map at stride 16, and the image -> neck extractor.
 
-- `mfcn`: the authors' MFCN (../shared/docs/onenip-spec.md, section 1): every map resized bilinearly to the stride-16 map's size and
+- `mfcn`: the authors' MFCN (github.com/gaobb/OneNIP): every map resized bilinearly to the stride-16 map's size and
   concatenated. At stride 2 that keeps one pixel in 8 of each row and column, unfiltered.
 - `pooled`: PatchCore's locally aware features brought to the same grid: each map averaged over its 3x3
   neighbourhood, then area-pooled to the stride-16 size, so every token summarises its whole 16x16 cell.

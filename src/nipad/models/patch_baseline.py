@@ -17,7 +17,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from nipad.errors import ConfigError, DataError
 from nipad.models.backbone import Backbone, create_backbone
-from nipad.models.names import MODES
+from nipad.models.names import MODES, SEED
 from nipad.models.output import ModelOutput
 from nipad.models.prompt_pool import descriptor
 
@@ -33,7 +33,7 @@ class BaselineConfig:
     backbone: str = "lite0"
     backbone_weights: str | None = None
     image_size: int = 224
-    seed: int = 133
+    seed: int = SEED
     blur_sigma: float = 4.0
 
     def __post_init__(self) -> None:

@@ -2,7 +2,7 @@
 
 Two blocks of 3x3 conv (no bias) + BatchNorm + ReLU + 2x2 transposed conv (stride 2), then a 1x1 conv to one
 channel (stride 4 of the feature map), upsampled bilinearly (align_corners=True) to the input size
-(../shared/docs/onenip-spec.md, section 4).
+(as the authors' released code, github.com/gaobb/OneNIP).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from nipad.errors import ConfigError
+from nipad.models.names import SEED
 
 MODEL = "anomalysd"
 PERCEPTUAL = ("lpips", "lite0")
@@ -46,7 +47,7 @@ class AnomalySDConfig:
     backbone_weights: str | None = None
     prompts_file: str | None = None
     perceptual: str = "lpips"
-    seed: int = 133
+    seed: int = SEED
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", tuple(int(k) for k in self.scales))
@@ -102,7 +103,7 @@ class FinetuneConfig:
     scale: tuple[float, float] = (0.9, 1.1)
     rotation: float = 15.0
     perceptual_weight: float = 0.1
-    seed: int = 133
+    seed: int = SEED
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gammas", tuple(float(g) for g in self.gammas))
