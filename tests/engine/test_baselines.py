@@ -94,9 +94,7 @@ def test_finished_run_kept_and_clear_errors(runs, tiny_mvtec, capsys):
                  "--image-size", "64", "--padim-dims", "999"]) == 2
     assert "exceeds" in capsys.readouterr().err
     copy = run_dir.parent / "corrupt"
-    copy.mkdir()
-    for name in ("config.json", "calibration.json"):
-        (copy / name).write_bytes((run_dir / name).read_bytes())
+    shutil.copytree(run_dir, copy)
     (copy / "model.safetensors").write_bytes(b"not a tensor file")
     assert main(["test", str(copy), "--data", str(tiny_mvtec)]) == 2
     assert "model.safetensors" in capsys.readouterr().err

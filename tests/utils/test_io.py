@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from nipad.errors import OutputError
-from nipad.utils.io import atomic_write, atomic_write_text, read_json
+from nipad.utils.io import atomic_write, atomic_write_text, check_writable, read_json
 
 
 def test_an_atomically_written_file_gets_the_mode_the_umask_gives_not_mkstemps_0600(tmp_path):
@@ -53,3 +53,12 @@ def test_json_nested_too_deeply_is_a_decode_error(tmp_path):
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="nested too deeply"):
         read_json(tmp_path / "deep.json")
+
+
+def test_the_write_check_leaves_no_folder_it_created(tmp_path):
+    out = tmp_path / "new" / "run"
+    assert check_writable(out) == out
+    assert not (tmp_path / "new").exists()  # a command refused after the check leaves nothing behind
+    (tmp_path / "kept").mkdir()
+    check_writable(tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir() and not list((tmp_path / "kept").iterdir())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -72,10 +73,13 @@ def write_fix(path: Path, err: OSError) -> str:
 
 
 def check_writable(folder: str | Path) -> Path:
-    """Create `folder` if needed and write (then delete) a file in it, so that a read-only folder or file system is
-    an OutputError naming it before any work is done (os.access alone passes for root, and on some mounts)."""
-    folder = make_dir(folder)
+    """Write (then delete) a file in `folder`, creating it for the check, so that a read-only folder or file system is
+    an OutputError naming it before any work is done (os.access alone passes for root, and on some mounts). Folders
+    the check created are removed again: a command refused later leaves nothing behind."""
+    folder = Path(folder)
+    created = next((p for p in [*reversed(folder.absolute().parents), folder.absolute()] if not p.exists()), None)
     try:
+        make_dir(folder)
         fd, probe = tempfile.mkstemp(prefix=".nipad-write-check.", dir=folder)
         os.close(fd)
         os.unlink(probe)
@@ -84,6 +88,9 @@ def check_writable(folder: str | Path) -> Path:
         raise OutputError(f"cannot write into {folder}: {err.strerror or err}. Fix: "
                           f"{'free disk space and rerun' if full else 'choose an output place you can write to'}"
                           ) from err
+    finally:
+        if created is not None and created.is_dir():
+            shutil.rmtree(created, ignore_errors=True)
     return folder
 
 
