@@ -64,27 +64,30 @@ class Detector(nn.Module):
         prompt = self.net.encode(self.prompts.features[unique].to(features))[inverse]
         return self.net.decode(query, prompt), index
 
+    def class_tokens(self, c: int) -> Tensor:
+        """The normal tokens (M, C) the matching searches for class index `c`: its token-bank rows, or its prompts'
+        tokens where the bank holds none (a class added after training, or no bank)."""
+        if self.bank is not None and c in self.bank.classes():
+            return self.bank.tokens[self.bank.owners == c].float()
+        keep = self.prompts.owners == c
+        return prompt_tokens(self.prompts.features[keep], self.prompts.owners[keep])[0]
+
     def matching_bank(self) -> tuple[Tensor, Tensor]:
-        """The normal tokens (M, C) searched by the matching and the class index of each: the token bank's rows,
-        then the prompts' tokens of every class the bank does not hold."""
-        held = self.bank.classes() if self.bank is not None else set()
-        spare = torch.tensor([int(o) not in held for o in self.prompts.owners.tolist()], dtype=torch.bool)
-        bank, owners = prompt_tokens(self.prompts.features[spare], self.prompts.owners[spare])
-        if held:
-            bank = torch.cat([self.bank.tokens.float(), bank.to(self.bank.tokens.device)])
-            owners = torch.cat([self.bank.owners, owners.to(self.bank.owners.device)])
-        return bank, owners
+        """Every class's `class_tokens`, concatenated, and the class index of each row (the exported graph's one
+        static bank)."""
+        parts = [self.class_tokens(c) for c in range(len(self.prompts.class_names))]
+        owners = torch.cat([torch.full((len(p),), c, dtype=torch.long) for c, p in enumerate(parts)])
+        return torch.cat(parts), owners.to(parts[0].device)
 
     def match(self, features: Tensor, index: Tensor) -> Tensor:
         """Token matching of each image against the normal tokens of its class, one class at a time (the cost is
-        that of one class's tokens whatever the bank holds)."""
+        that of one class's tokens whatever the bank holds; only that class's tokens are gathered)."""
         query_class = self.prompts.owners.to(index.device)[index]
-        bank, owners = self.matching_bank()
         out = features.new_empty(features.shape[0], 1, *features.shape[2:])
         for c in query_class.unique().tolist():
-            rows, keep = query_class == c, owners == c
-            out[rows] = match_map(features[rows], bank[keep].to(features.device), owners[keep].to(features.device),
-                                  query_class[rows])
+            rows = query_class == c
+            tokens = self.class_tokens(c).to(features.device)
+            out[rows] = match_map(features[rows], tokens, query_class.new_full((len(tokens),), c), query_class[rows])
         return out
 
     def maps(self, features: Tensor) -> ModelOutput:
