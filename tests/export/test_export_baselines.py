@@ -17,6 +17,7 @@ from nipad.export.onnx_export import export_onnx, inference_graph
 from nipad.export.onnx_runner import OnnxDetector
 from nipad.models.anomalysd.inference import AnomalySD
 from nipad.models.patch_baseline import smooth_map
+from both_ways import predictions_both_ways
 
 MAP_TOL = 1e-4  # tests/export/test_export_onnx.py's
 RUNS = {"patchcore": "separate", "padim": "separate", "knn": "unified"}
@@ -94,10 +95,7 @@ def test_sidecar_names_the_classes_and_holds_the_check(exports, model):
 def test_predict_with_onnx_gives_the_labels_of_predict_with_the_run(exports, tiny_mvtec, tmp_path, model):
     run, path, _ = exports[model]
     images = [str(tiny_mvtec / "dots/test"), str(tiny_mvtec / "stripes/test")]
-    assert main(["predict", str(run), *images, "--out", str(tmp_path / "torch")]) == 0
-    assert main(["predict", "--onnx", str(path), *images, "--out", str(tmp_path / "onnx")]) == 0
-    rows = [[json.loads(line) for line in (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
-            for name in ("torch", "onnx")]
+    rows = predictions_both_ways(run, path, images, tmp_path)
     assert len(rows[0]) == len(rows[1]) == 14
     for ref, got in zip(*rows, strict=True):
         assert got["path"] == ref["path"] and got["class"] == ref["class"] and got["pred_label"] == ref["pred_label"]

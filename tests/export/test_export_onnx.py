@@ -23,6 +23,7 @@ from nipad.export.onnx_runner import OnnxDetector
 from nipad.models.config import preset
 from nipad.models.matching import prompt_tokens
 from nipad.models.detector import Detector
+from both_ways import predictions_both_ways
 
 MAP_TOL = 1e-4
 
@@ -156,10 +157,7 @@ def test_an_edited_threshold_in_the_sidecar_is_refused(onenip_export, tiny_mvtec
 def test_predict_with_onnx_matches_predict_with_the_run(onenip_export, tiny_mvtec, tmp_path):
     run, path, _ = onenip_export
     images = [str(tiny_mvtec / "dots/test"), str(tiny_mvtec / "stripes/test/blob")]
-    assert main(["predict", str(run), *images, "--out", str(tmp_path / "torch")]) == 0
-    assert main(["predict", "--onnx", str(path), *images, "--out", str(tmp_path / "onnx")]) == 0
-    rows = [[json.loads(line) for line in (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
-            for name in ("torch", "onnx")]
+    rows = predictions_both_ways(run, path, images, tmp_path)
     assert len(rows[0]) == len(rows[1]) == 11
     for ref, got in zip(*rows, strict=True):
         assert got["path"] == ref["path"] and got["class"] == ref["class"] and got["pred_label"] == ref["pred_label"]
