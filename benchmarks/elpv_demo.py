@@ -20,14 +20,14 @@ import torch
 from nipad.cli.demo_cmd import demo_training
 from nipad.data.elpv import read_elpv
 from nipad.engine.baselines import fit_baseline
-from nipad.engine.checkpoint import load_detector
+from nipad.runs.checkpoint import load_detector
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
 from nipad.engine.trainer import Trainer, split_calibration
-from nipad.models.config import preset
-from nipad.models.knn import KnnConfig
+from nipad.models.onenip.model_config import preset
+from nipad.models.baselines.knn import KnnConfig
 from nipad.models.neck import NECKS
-from nipad.models.patchcore import PatchCoreConfig
+from nipad.models.baselines.patchcore import PatchCoreConfig
 
 HERE = Path(__file__).parent
 METRICS = ("image_auroc", "image_ap")

@@ -14,11 +14,11 @@ import torch
 
 from nipad.cli.common import open_data
 from nipad.data.elpv import read_elpv
-from nipad.engine.checkpoint import load_detector, read_info
+from nipad.runs.checkpoint import load_detector, read_info
 from nipad.engine.evaluate import Outputs, score
 from nipad.engine.trainer import split_calibration
 from nipad.engine.validation import pseudo_validation_set
-from nipad.models.detector import image_score
+from nipad.models.onenip.detector import image_score
 
 from map_fusion import collect  # beside this file
 

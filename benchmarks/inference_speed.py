@@ -10,8 +10,8 @@ import argparse
 
 import torch
 
-from nipad.models.config import preset
-from nipad.models.detector import Detector
+from nipad.models.onenip.model_config import preset
+from nipad.models.onenip.detector import Detector
 from timing import images_per_second
 
 

@@ -18,15 +18,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from nipad.data import ImageDataset, collate_skip_bad, open_dataset
-from nipad.engine.checkpoint import load_detector
+from nipad.runs.checkpoint import load_detector
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import Outputs, run_test, score
 from nipad.engine.train_config import train_preset
 from nipad.engine.trainer import Trainer, split_calibration
 from nipad.engine.features import feature_bank
 from nipad.metrics import auroc, format_table
-from nipad.models.config import preset
-from nipad.models.detector import Detector, image_score, upsample
+from nipad.models.onenip.model_config import preset
+from nipad.models.onenip.detector import Detector, image_score, upsample
 from nipad.models.neck import NECKS
 
 HERE = Path(__file__).parent

@@ -9,7 +9,7 @@ image, the first of nipad's k-center pool), the validated fusion without token m
 the validated fusion of all three maps with the image score from the fused map (`--score-map anomaly`), and, for a
 run with a token bank, the same with matching against the 16 prompts' tokens only (the earlier default, `--match-coreset
 0`). `as trained` is the run's own stored fusion (what `nipad test` gives).
-The validated variants are refitted here on the validation set's pseudo anomalies (`nipad.models.fusion`); the
+The validated variants are refitted here on the validation set's pseudo anomalies (`nipad.models.onenip.fusion`); the
 trainer fits the run's own on another draw of them. The fixed fusion's c is (max + min) / 2 of the validation
 set's reconstruction maps (the trainer takes it over held-out normals and another pseudo-anomaly draw).
 """
@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 
 from nipad.cli.common import open_data
-from nipad.engine.checkpoint import load_detector, read_info
+from nipad.runs.checkpoint import load_detector, read_info
 from nipad.engine.evaluate import Outputs, batches, score
 from nipad.engine.trainer import split_calibration
 from nipad.engine.validation import pseudo_validation_set
-from nipad.models.fusion import MAPS, fit_fusion, fuse, image_score
+from nipad.models.onenip.fusion import MAPS, fit_fusion, fuse, image_score
 
 KEYS = ("rec_map", "ref_map", "match_map", "anomaly_map")
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 
 from nipad.data.elpv import read_elpv
-from nipad.engine.checkpoint import load_detector
+from nipad.runs.checkpoint import load_detector
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
 from nipad.engine.prompts import add_prompts
 from nipad.engine.train_config import train_preset
 from nipad.engine.trainer import Trainer
 from nipad.metrics import format_table
-from nipad.models.config import preset
+from nipad.models.onenip.model_config import preset
 
 
 def train_and_test(train, test, run_dir: Path, epochs: int, added=None):

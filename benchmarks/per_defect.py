@@ -23,8 +23,8 @@ from nipad.engine.families import load_run
 from nipad.engine.features import feature_bank
 from nipad.engine.trainer import split_calibration
 from nipad.metrics import auroc
-from nipad.models.detector import Detector, image_score, upsample
-from nipad.models.memory_bank import nearest_neighbours
+from nipad.models.onenip.detector import Detector, image_score, upsample
+from nipad.models.baselines.memory_bank import nearest_neighbours
 
 
 def per_defect(scores: dict[str, float], samples) -> dict[str, dict[str, float]]:

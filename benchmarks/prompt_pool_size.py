@@ -19,7 +19,7 @@ import torch
 from map_fusion import collect, open_run, outputs, validated  # beside this file
 from nipad.engine.evaluate import score
 from nipad.engine.features import default_cache_dir, feature_bank
-from nipad.engine.feature_cache import FeatureCache
+from nipad.runs.feature_cache import FeatureCache
 from nipad.models.prompt_pool import spread
 
 

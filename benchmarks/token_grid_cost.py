@@ -14,9 +14,9 @@ import time
 import torch
 
 from nipad.models.backbone import create_backbone
-from nipad.models.config import preset
-from nipad.models.objective import Objective
-from nipad.models.reconstruction import ReconstructionNet
+from nipad.models.onenip.model_config import preset
+from nipad.models.onenip.objective import Objective
+from nipad.models.onenip.network import ReconstructionNet
 
 
 def step_seconds(image_size: int, steps: int, batch: int = 8) -> float:

@@ -24,9 +24,9 @@ from nipad.cli.common import open_data
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
 from nipad.engine.features import DecodedImages, SyntheticImages, synthetic_pool, texture_source
 from nipad.engine.train_config import train_preset
-from nipad.models.config import preset
-from nipad.models.detector import Detector
-from nipad.models.objective import Objective
+from nipad.models.onenip.model_config import preset
+from nipad.models.onenip.detector import Detector
+from nipad.models.onenip.objective import Objective
 from nipad.synth import PseudoAnomaly
 
 

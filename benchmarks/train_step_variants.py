@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from nipad.engine.train_config import train_preset
-from nipad.models.config import preset
-from nipad.models.detector import Detector
-from nipad.models.objective import Objective
-from nipad.models.reconstruction import ReconstructionNet
+from nipad.models.onenip.model_config import preset
+from nipad.models.onenip.detector import Detector
+from nipad.models.onenip.objective import Objective
+from nipad.models.onenip.network import ReconstructionNet
 
 VARIANTS = ("fp32", "bf16", "channels_last", "compile")
 

@@ -216,7 +216,7 @@ def load(run_dir: str | os.PathLike[str], device: str | None = None, max_pixels:
     from nipad.engine.calibration import Calibration
     from nipad.engine.distributed import pick_device
     from nipad.engine.families import load_run
-    from nipad.engine.integrity import consistent
+    from nipad.runs.integrity import consistent
 
     target = pick_device(device)
     # model and thresholds of one version of the run, even while another process updates it

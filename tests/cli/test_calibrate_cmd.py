@@ -10,7 +10,7 @@ import pytest
 from nipad.cli.main import main
 from nipad.data import open_dataset
 from nipad.engine.calibration import ALL, Calibration, f1_threshold
-from nipad.engine.checkpoint import load_detector
+from nipad.runs.checkpoint import load_detector
 from nipad.engine.evaluate import infer
 
 
@@ -80,7 +80,7 @@ def test_calibrate_refuses_the_images_the_run_trained_on(run, tiny_mvtec, tmp_pa
 
 
 def test_calibrate_names_the_pooled_thresholds_in_words(run, tiny_mvtec, capsys):
-    from nipad.engine import integrity
+    from nipad.runs import integrity
 
     integrity.forget(run, "calibration.json")
     assert main(["calibrate", str(run), "--data", str(tiny_mvtec), "--skip-trained"]) == 0
@@ -90,7 +90,7 @@ def test_calibrate_names_the_pooled_thresholds_in_words(run, tiny_mvtec, capsys)
 
 
 def test_a_run_that_records_no_training_images_is_calibrated_with_a_warning(run, tiny_mvtec):
-    from nipad.engine import integrity, trained_images
+    from nipad.runs import integrity, trained_images
 
     integrity.forget(run, trained_images.FILE)  # as a run of an older nipad
     with pytest.warns(UserWarning, match="does not record the images it trained on"):

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from nipad.cli.main import main
 from nipad.data import load_image, open_dataset
-from nipad.engine import integrity
+from nipad.runs import integrity
 from nipad.engine.calibration import Calibration
 from nipad.engine.families import load_run
 from nipad.errors import CheckpointError

@@ -101,7 +101,7 @@ def test_finished_run_kept_and_clear_errors(runs, tiny_mvtec, capsys):
 
 
 def test_a_flipped_bit_in_a_baseline_run_is_refused(runs, tiny_mvtec, tmp_path, capsys):
-    from nipad.engine import integrity
+    from nipad.runs import integrity
 
     run_dir = runs["padim", "unified"]
     assert set(integrity.read_manifest(run_dir)) == {"config.json", "model.safetensors", "calibration.json",
@@ -118,7 +118,7 @@ def test_a_flipped_bit_in_a_baseline_run_is_refused(runs, tiny_mvtec, tmp_path, 
 
 def test_the_training_log_names_the_unified_group_in_words(runs, tiny_mvtec):
     from nipad.engine.baselines import fit_baseline
-    from nipad.models.knn import KnnConfig
+    from nipad.models.baselines.knn import KnnConfig
 
     lines: list[str] = []
     samples = [s for s in open_dataset(tiny_mvtec).train][:4]

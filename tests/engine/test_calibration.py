@@ -35,7 +35,7 @@ def test_training_calibrates_on_held_out_normals_only(tiny_mvtec, tmp_path):
     from nipad.engine.distributed import Context
     from nipad.engine.train_config import TrainConfig
     from nipad.engine.trainer import Trainer
-    from nipad.models.config import ModelConfig
+    from nipad.models.onenip.model_config import ModelConfig
 
     data = open_dataset(tiny_mvtec)
     mcfg = ModelConfig(model="uniad", image_size=64, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1,

@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(f"""
     from nipad.engine import distributed
     from nipad.engine.train_config import TrainConfig
     from nipad.engine.trainer import Trainer
-    from nipad.models.config import ModelConfig
+    from nipad.models.onenip.model_config import ModelConfig
 
     torch.set_num_threads(1)
     data_root, run_dir, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])

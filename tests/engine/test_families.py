@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from nipad.engine import integrity
+from nipad.runs import integrity
 from nipad.engine.families import FAMILIES, all_models, family_named, family_of_model, load_run
-from nipad.engine.run_info import CONFIG
+from nipad.runs.run_info import CONFIG
 from nipad.errors import ConfigError
-from nipad.models.detector import Detector
+from nipad.models.onenip.detector import Detector
 
 
 def test_every_model_belongs_to_exactly_one_family():

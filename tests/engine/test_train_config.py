@@ -6,7 +6,7 @@ import pytest
 
 from nipad.engine.train_config import TrainConfig, train_preset
 from nipad.errors import ConfigError
-from nipad.models.config import ModelConfig
+from nipad.models.onenip.model_config import ModelConfig
 
 
 def test_settings_round_trip_and_unknown_ones_are_refused_like_the_model_settings():

@@ -5,16 +5,16 @@ import torch
 
 from nipad.data import open_dataset
 from nipad.data.image_io import load_image
-from nipad.engine import checkpoint
+from nipad.runs import checkpoint
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
-from nipad.engine.run_info import WEIGHTS
+from nipad.runs.run_info import WEIGHTS
 from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer import (
     Trainer, lr_factor, prompt_candidates, prompt_indices, refiner_stalled, schedule_steps, split_calibration,
 )
 from nipad.errors import CheckpointError, ConfigError, TrainingError
-from nipad.models.config import ModelConfig
+from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.prompt_pool import central, descriptor
 
 CPU = Context(0, 1, torch.device("cpu"))
@@ -222,7 +222,7 @@ def test_the_prompt_pool_keeps_prompts_per_class_images_of_each_class(tiny_mvtec
 def collapsed_refiner(monkeypatch):
     """Force the refiner to the empty map (logits -20 everywhere, still in the graph): the collapse seen on real
     data, when the refiner's Dice loss never left the empty map's value."""
-    from nipad.models.reconstruction import ReconstructionNet
+    from nipad.models.onenip.network import ReconstructionNet
 
     refine = ReconstructionNet.refine
     monkeypatch.setattr(ReconstructionNet, "refine", lambda self, error: None if refine(self, error) is None
@@ -271,8 +271,8 @@ class _Payload:
 
 
 def test_a_planted_pickle_in_the_training_state_is_refused_and_never_run(tiny_mvtec, tmp_path):
-    from nipad.engine import integrity
-    from nipad.engine.checkpoint import STATE
+    from nipad.runs import integrity
+    from nipad.runs.checkpoint import STATE
 
     data = open_dataset(tiny_mvtec)
     run = _partial(tmp_path, data)

@@ -16,7 +16,7 @@ from nipad.export import baseline_graph as graphs
 from nipad.export.onnx_export import export_onnx, inference_graph
 from nipad.export.onnx_runner import OnnxDetector
 from nipad.models.anomalysd.inference import AnomalySD
-from nipad.models.patch_baseline import smooth_map
+from nipad.models.baselines.template import smooth_map
 from both_ways import predictions_both_ways
 
 MAP_TOL = 1e-4  # tests/export/test_export_onnx.py's

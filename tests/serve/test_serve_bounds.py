@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from live import serving
-from nipad.engine.checkpoint import load_detector, save_model
+from nipad.runs.checkpoint import load_detector, save_model
 from nipad.errors import ConfigError
 from nipad.serve.app import create_app
 from nipad.serve.service import InspectionService

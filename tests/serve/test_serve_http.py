@@ -27,7 +27,7 @@ from PIL import Image
 from nipad.cli.main import main
 from nipad.data import load_image
 from nipad.engine.calibration import Calibration, above
-from nipad.engine.checkpoint import load_detector
+from nipad.runs.checkpoint import load_detector
 from nipad.engine.predict import ImageInput, predict
 
 

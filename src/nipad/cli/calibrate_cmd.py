@@ -37,9 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Under the run's writer lock (nipad.engine.integrity.update), so the thresholds are merged into the
+    """Under the run's writer lock (nipad.runs.integrity.update), so the thresholds are merged into the
     calibration on disk as it is now, and written with the model as it is now."""
-    from nipad.engine import integrity
+    from nipad.runs import integrity
     from nipad.engine.train_config import check_rate
 
     check_rate(args.false_alarm_rate)  # 0 is refused, never read as "the run's rate"
@@ -87,7 +87,7 @@ def _not_trained_on(args: argparse.Namespace, info: Any, samples: list[Sample]) 
     be checked: a warning says so."""
     import warnings
 
-    from nipad.engine import trained_images
+    from nipad.runs import trained_images
     from nipad.errors import DataError
 
     trained = trained_images.trained_among(args.run_dir, samples)

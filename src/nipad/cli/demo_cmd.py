@@ -43,12 +43,12 @@ def run(args: argparse.Namespace) -> int:
     from nipad.data.elpv import read_elpv
     from nipad.engine import distributed
     from nipad.engine.calibration import Calibration
-    from nipad.engine.checkpoint import load_detector
+    from nipad.runs.checkpoint import load_detector
     from nipad.engine.evaluate import run_test
     from nipad.engine.predict import ImageInput, Prediction, predict, save_outputs, write_table
     from nipad.engine.trainer import Trainer
     from nipad.metrics import format_table
-    from nipad.models.config import preset
+    from nipad.models.onenip.model_config import preset
     from nipad.report import write_report
 
     started = time.time()

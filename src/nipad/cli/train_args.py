@@ -15,13 +15,13 @@ from nipad.engine.anomalysd import AnomalySDTraining
 from nipad.engine.baselines import METHODS, BaselineTraining
 from nipad.engine.families import family_of_model
 from nipad.engine.reconstruction import ReconstructionTraining
-from nipad.engine.run_info import RECONSTRUCTION as RECONSTRUCTION_FAMILY
+from nipad.runs.run_info import RECONSTRUCTION as RECONSTRUCTION_FAMILY
 from nipad.engine.train_config import TrainConfig, train_preset
 from nipad.errors import ConfigError
 from nipad.models.anomalysd.config import MODEL as ANOMALYSD
 from nipad.models.anomalysd.config import AnomalySDConfig, FinetuneConfig
 from nipad.models.anomalysd.perceptual import choose
-from nipad.models.config import preset
+from nipad.models.onenip.model_config import preset
 
 # the flags each model reads besides those every model reads (--data --classes --out --device --overwrite
 # --image-size --backbone --backbone-weights --batch-size --shots --seed --false-alarm-rate)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nipad.cli.common import add_data_args, open_data
 from nipad.models.anomalysd.config import PERCEPTUAL
-from nipad.models.config import FUSIONS, PRESETS, SCORE_MAPS
+from nipad.models.onenip.model_config import FUSIONS, PRESETS, SCORE_MAPS
 from nipad.models.names import MODELS, MODES, NECKS, SEED
 
 

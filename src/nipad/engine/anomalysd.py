@@ -1,12 +1,12 @@
 """The "anomalysd" model family: few-shot fine-tuning of a Stable Diffusion inpainting model, and loading its runs.
 
-Run directory: config.json (nipad.engine.run_info: the AnomalySD settings with the SD model's path, the fine-tuning
+Run directory: config.json (nipad.runs.run_info: the AnomalySD settings with the SD model's path, the fine-tuning
 settings, and the prompts of every class in "prompts"), model.safetensors (only what fine-tuning changed: the UNet,
 the VAE decoder when it was tuned, and the k shots per class that rebuild the prototype banks and the class pool;
 absent for k = 0, where the pretrained model runs as it is) and calibration.json (thresholds from the shots
 themselves: a few-shot run holds out no normal image, so `nipad calibrate` on more normal images gives better ones).
 While fine-tuning, train_state.pt lets the same command resume an interrupted run (nipad.engine.anomalysd_resume).
-Each file's hash is in manifest.json (nipad.engine.integrity), checked when it is read. diffusers and transformers
+Each file's hash is in manifest.json (nipad.runs.integrity), checked when it is read. diffusers and transformers
 are imported only when a run is trained or loaded.
 """
 
@@ -23,11 +23,11 @@ import torch
 
 from nipad.data import load_image
 from nipad.data.sample import Sample
-from nipad.engine import integrity, trained_images
+from nipad.runs import integrity, trained_images
 from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context
 from nipad.engine.family import Family, TrainData
-from nipad.engine.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, refuse_finished, write_info
+from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, refuse_finished, write_info
 from nipad.engine.train_config import check_rate
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.anomalysd.config import MODEL, AnomalySDConfig, FinetuneConfig
@@ -88,7 +88,7 @@ def train(config: AnomalySDTraining, data: TrainData, run_dir: Path, *, ctx: Con
     from nipad.models.anomalysd.finetune import finetune_decoder, finetune_unet
     from nipad.models.anomalysd.perceptual import create_perceptual
     from nipad.models.anomalysd.pipeline import load_sd
-    from nipad.models.anomalysd.prompts import class_prompts, encode_prompts, load_prompt_table
+    from nipad.models.anomalysd.text_prompts import class_prompts, encode_prompts, load_prompt_table
 
     if ctx.distributed:
         raise ConfigError("anomalysd fine-tunes in one process: run `nipad train` without torchrun")

@@ -5,7 +5,7 @@ stage under way and its epochs done, Adam's state, the weights tuned so far (as 
 loss history and a digest of the shots. It is written after an epoch once `every_s` seconds have passed since the
 last write (a real SD UNet with Adam's moments is ~10 GB, an epoch of a few shots seconds) and after each stage's last
 epoch, and deleted once the run is finished. config.json says "finished": false meanwhile. Its hash is kept in the
-run's manifest.json and checked before it is read (nipad.engine.integrity).
+run's manifest.json and checked before it is read (nipad.runs.integrity).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nipad.engine import integrity
+from nipad.runs import integrity
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.anomalysd.finetune import STAGES, StageStart
 

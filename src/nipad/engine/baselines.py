@@ -1,9 +1,9 @@
 """PatchCore, PaDiM and kNN as model families (one each): fitted in one pass over the normal images, no training loop.
 
-Their run directory: config.json (nipad.engine.run_info; the fitted groups in its "groups"), model.safetensors (the
+Their run directory: config.json (nipad.runs.run_info; the fitted groups in its "groups"), model.safetensors (the
 fitted banks / Gaussians and class-mean descriptors; the frozen backbone is rebuilt from its weights) and
 calibration.json (thresholds from held-out normal training images, as the reconstruction trainer does), each file's
-hash in manifest.json (nipad.engine.integrity). Written atomically, config last, so a run without `"finished": true`
+hash in manifest.json (nipad.runs.integrity). Written atomically, config last, so a run without `"finished": true`
 never loads.
 """
 
@@ -22,18 +22,18 @@ from torch.utils.data import DataLoader
 
 from nipad.data.sample import Sample
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
-from nipad.engine import integrity, trained_images
+from nipad.runs import integrity, trained_images
 from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context
 from nipad.engine.family import Family, TrainData
-from nipad.engine.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, refuse_finished, write_info
+from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, refuse_finished, write_info
 from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer import split_calibration
 from nipad.errors import CheckpointError, ConfigError, DataError
-from nipad.models.knn import Knn, KnnConfig
-from nipad.models.padim import Padim, PadimConfig
-from nipad.models.patch_baseline import ALL, BaselineConfig, PatchBaseline
-from nipad.models.patchcore import PatchCore, PatchCoreConfig
+from nipad.models.baselines.knn import Knn, KnnConfig
+from nipad.models.baselines.padim import Padim, PadimConfig
+from nipad.models.baselines.template import ALL, BaselineConfig, PatchBaseline
+from nipad.models.baselines.patchcore import PatchCore, PatchCoreConfig
 from nipad.utils.progress import progress
 
 METHODS: dict[str, tuple[type[PatchBaseline], type[BaselineConfig]]] = {

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from nipad.data.sample import Sample
-from nipad.engine import integrity
+from nipad.runs import integrity
 from nipad.errors import CheckpointError, ConfigError, DataError
 from nipad.utils.io import read_json
 

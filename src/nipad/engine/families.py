@@ -7,9 +7,11 @@ from pathlib import Path
 
 import torch
 
-from nipad.engine import anomalysd, baselines, integrity, reconstruction
+from nipad.engine import anomalysd, baselines, reconstruction
+
+from nipad.runs import integrity
 from nipad.engine.family import Family
-from nipad.engine.run_info import RunInfo, read_family
+from nipad.runs.run_info import RunInfo, read_family
 from nipad.errors import ConfigError
 from nipad.models.output import AnomalyModel
 
@@ -36,5 +38,5 @@ def family_named(name: str) -> Family:
 
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[AnomalyModel, RunInfo]:
     """Load any run directory with its family's loader: returns (model in eval mode, run info), of one version of
-    the run even while another process updates it (nipad.engine.integrity.consistent)."""
+    the run even while another process updates it (nipad.runs.integrity.consistent)."""
     return integrity.consistent(run_dir, lambda: family_named(read_family(run_dir)).load(run_dir, device))

@@ -17,7 +17,7 @@ import torch
 
 from nipad.data.sample import Sample
 from nipad.engine.distributed import Context
-from nipad.engine.run_info import RunInfo
+from nipad.runs.run_info import RunInfo
 from nipad.models.output import AnomalyModel
 
 C = TypeVar("C", contravariant=True)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from nipad.data.image_io import load_image
 from nipad.data.sample import Sample
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
-from nipad.engine.feature_cache import FeatureCache
+from nipad.runs.feature_cache import FeatureCache
 from nipad.models.neck import FeatureExtractor
 from nipad.synth import FolderTextures, ImageBankTextures, PseudoAnomaly
 

@@ -10,7 +10,7 @@ import torch
 
 from nipad.data.image_io import load_image
 from nipad.data.sample import NORMAL, Sample
-from nipad.engine import checkpoint, integrity
+from nipad.runs import checkpoint, integrity
 from nipad.engine.calibration import Calibration, calibrate
 from nipad.engine.train_config import check_rate
 from nipad.errors import ConfigError, DataError
@@ -32,7 +32,7 @@ def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path
     """Add the `n_prompts` most typical of `paths` as prompts of `class_name` and set that class's thresholds from
     the other images (from all of them when there are too few: said in the calibration source). The images are read
     first; then, under the run's writer lock, the run is read as it is on disk now (so what other processes added is
-    kept) and its weights, config and calibration are replaced as one update (nipad.engine.integrity.update): a
+    kept) and its weights, config and calibration are replaced as one update (nipad.runs.integrity.update): a
     failure, or a kill at any point, leaves the run as it was or with the class fully added."""
     run_dir = Path(run_dir)
     check_class_name(class_name)

@@ -1,18 +1,18 @@
 """The "reconstruction" model family, OneNIP and UniAD: trained by nipad.engine.trainer, loaded by
-nipad.engine.checkpoint."""
+nipad.runs.checkpoint."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from nipad.engine import checkpoint
+from nipad.runs import checkpoint
 from nipad.engine.distributed import Context
 from nipad.engine.family import Family, TrainData
-from nipad.engine.run_info import RECONSTRUCTION
+from nipad.runs.run_info import RECONSTRUCTION
 from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer import Trainer
-from nipad.models.config import MODELS, ModelConfig
+from nipad.models.onenip.model_config import MODELS, ModelConfig
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,21 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from nipad.data.sample import Sample
-from nipad.engine import checkpoint, integrity, trained_images
+from nipad.runs import checkpoint, integrity, trained_images
 from nipad.engine.calibration import calibrate
 from nipad.engine.distributed import Context, barrier, native_bf16
-from nipad.engine.feature_cache import FeatureCache
+from nipad.runs.feature_cache import FeatureCache
 from nipad.engine.features import (
     DecodedImages, SyntheticImages, default_cache_dir, feature_bank, synthetic_pool, texture_source,
 )
-from nipad.engine.run_info import CONFIG, RunInfo, load_weights, refuse_finished
+from nipad.runs.run_info import CONFIG, RunInfo, load_weights, refuse_finished
 from nipad.engine.train_config import TrainConfig
 from nipad.errors import ConfigError, DataError, TrainingError
-from nipad.models.config import ModelConfig
-from nipad.models.detector import Detector
-from nipad.models.fusion import MAPS, auroc, fit_fusion
-from nipad.models.matching import coreset_tokens
-from nipad.models.objective import Objective
+from nipad.models.onenip.model_config import ModelConfig
+from nipad.models.onenip.detector import Detector
+from nipad.models.onenip.fusion import MAPS, auroc, fit_fusion
+from nipad.models.onenip.matching import coreset_tokens
+from nipad.models.onenip.objective import Objective
 from nipad.models.prompt_pool import neighbours, spread
 from nipad.synth import PseudoAnomaly
 from nipad.utils.progress import progress

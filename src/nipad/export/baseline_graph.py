@@ -25,15 +25,15 @@ from torch import Tensor, nn
 
 from nipad.errors import ConfigError
 from nipad.export.graph import resize_images
-from nipad.models.knn import Knn
-from nipad.models.padim import Padim, mahalanobis
-from nipad.models.patch_baseline import PatchBaseline
-from nipad.models.patchcore import PatchCore
+from nipad.models.baselines.knn import Knn
+from nipad.models.baselines.padim import Padim, mahalanobis
+from nipad.models.baselines.template import PatchBaseline
+from nipad.models.baselines.patchcore import PatchCore
 from nipad.models.prompt_pool import descriptor
 
 
 class Smoothing(nn.Module):
-    """nipad.models.patch_baseline.smooth_map: bilinear upsampling to size x size, then torchvision's Gaussian blur
+    """nipad.models.baselines.template.smooth_map: bilinear upsampling to size x size, then torchvision's Gaussian blur
     (its kernel, built by the same ops, reflect padding, one convolution)."""
 
     def __init__(self, size: int, sigma: float) -> None:
@@ -126,7 +126,7 @@ class BankGraph(BaselineGraph):
 
 
 class PatchCoreGraph(BankGraph):
-    """kNN's map plus the paper's reweighted image score (nipad.models.patchcore.reweighted_score)."""
+    """kNN's map plus the paper's reweighted image score (nipad.models.baselines.patchcore.reweighted_score)."""
 
     def score(self, embeddings: Tensor, group: Tensor) -> tuple[Tensor, Tensor | None]:
         queries = self.queries(embeddings)

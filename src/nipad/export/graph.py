@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nipad.models.detector import Detector
-from nipad.models.matching import match_map
+from nipad.models.onenip.detector import Detector
+from nipad.models.onenip.matching import match_map
 from nipad.models.prompt_pool import descriptor
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from nipad import __version__
-from nipad.engine import integrity
+from nipad.runs import integrity
 from nipad.engine.calibration import FILE as CALIBRATION_FILE
 from nipad.engine.calibration import Calibration
 from nipad.errors import CheckpointError, ConfigError
@@ -31,8 +31,8 @@ from nipad.export import DEFAULT_OPSET, check_opset
 from nipad.export.baseline_graph import baseline_graph
 from nipad.export.graph import InferenceGraph
 from nipad.export.sidecar import FORMAT, INPUT, OUTPUTS, SEAL_KEY, sealed_digest, sidecar_path
-from nipad.models.detector import Detector
-from nipad.models.patch_baseline import PatchBaseline
+from nipad.models.onenip.detector import Detector
+from nipad.models.baselines.template import PatchBaseline
 from nipad.utils.io import atomic_write, atomic_write_json
 
 

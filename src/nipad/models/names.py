@@ -3,5 +3,5 @@
 
 MODELS = ("onenip", "uniad", "anomalysd", "patchcore", "padim", "knn")  # nipad.engine.families.all_models() (a test)
 NECKS = ("mfcn", "pooled")  # nipad.models.neck
-MODES = ("separate", "unified")  # nipad.models.patch_baseline: one model per class, or one for all classes
+MODES = ("separate", "unified")  # nipad.models.baselines.template: one model per class, or one for all classes
 SEED = 133  # every model's and training's default seed (`--seed`)

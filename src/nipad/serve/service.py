@@ -3,7 +3,7 @@
 The run (model + calibration) is held as one immutable snapshot: a batch reads it once, and a prompt update builds
 and persists the new run on disk (nipad.engine.prompts: under the run's writer lock, on top of the run as it is on
 disk, as one all-or-nothing update) before swapping the snapshot in, so a failed update leaves both the served model
-and the files as they were. The run's version on disk (nipad.engine.integrity.version) is checked before every batch
+and the files as they were. The run's version on disk (nipad.runs.integrity.version) is checked before every batch
 and class listing: when another process (`nipad prompt add`, `nipad calibrate`, another service) changed it, the
 snapshot is loaded again first; if that load fails, the old snapshot serves on and the failure is logged. A batch
 whose scores or maps are not finite fails (never a score) and marks the service broken (`problem`, which /health
@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from nipad.engine import integrity
+from nipad.runs import integrity
 from nipad.engine.calibration import ALL, Calibration
 from nipad.engine.distributed import pick_device
 from nipad.engine.families import load_run
 from nipad.engine.prompts import add_prompts
-from nipad.engine.run_info import RunInfo
+from nipad.runs.run_info import RunInfo
 from nipad.errors import CheckpointError, NipadError
-from nipad.models.detector import Detector
+from nipad.models.onenip.detector import Detector
 from nipad.models.output import AnomalyModel
 from nipad.serve.settings import ServeSettings
 

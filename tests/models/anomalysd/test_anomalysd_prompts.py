@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nipad.errors import ConfigError
-from nipad.models.anomalysd.prompts import (
+from nipad.models.anomalysd.text_prompts import (
     class_prompts,
     encode_prompts,
     load_prompt_table,

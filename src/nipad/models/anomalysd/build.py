@@ -13,7 +13,7 @@ from nipad.models.anomalysd.finetune import decoder_parameters
 from nipad.models.anomalysd.inference import AnomalySD
 from nipad.models.anomalysd.perceptual import create_perceptual
 from nipad.models.anomalysd.pipeline import SDParts
-from nipad.models.anomalysd.prompts import encode_prompts
+from nipad.models.anomalysd.text_prompts import encode_prompts
 from nipad.models.backbone import create_backbone
 
 

@@ -1,0 +1,1 @@
+"""The training-free baselines: PatchCore, PaDiM and kNN over one patch-feature template."""
