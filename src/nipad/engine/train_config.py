@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 from nipad.errors import ConfigError
 from nipad.models.names import SEED
+from nipad.settings_base import Settings
 
 
 def check_rate(rate: float | None, flag: str = "--false-alarm-rate") -> float | None:
@@ -20,7 +21,7 @@ def check_rate(rate: float | None, flag: str = "--false-alarm-rate") -> float | 
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings):
     """Authors' schedule by default: AdamW 1e-4 / wd 1e-4, grad-norm clip 0.1, lr x0.1 at 80% of the epochs.
 
     `warmup_steps` > 0 raises the lr linearly over the first optimiser steps, at most a tenth of the schedule (not in
@@ -37,6 +38,7 @@ class TrainConfig:
     `amp` trains under bfloat16 autocast where the device runs it natively (nipad.engine.distributed.native_bf16).
     """
 
+    settings_name = "training"
     epochs: int = 1000
     batch_size: int = 8
     lr: float = 1e-4
@@ -78,20 +80,6 @@ class TrainConfig:
         check_rate(self.false_alarm_rate)
         if not 0.0 <= self.calibration_fraction < 1.0:
             raise ConfigError(f"calibration fraction must be in [0, 1), got {self.calibration_fraction}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of to_dict; an unknown key is an error, as in ModelConfig.from_dict."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown training settings {sorted(unknown)}: the run is from another nipad version")
-        return cls(**data)
-
-    def with_overrides(self, **overrides: Any) -> TrainConfig:
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {

@@ -10,28 +10,25 @@ thresholds gamma drawn from {0, 0.2, 0.5}.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 from nipad.errors import ConfigError
 from nipad.models.names import SEED
+from nipad.settings_base import Settings
 
 MODEL = "anomalysd"
 PERCEPTUAL = ("lpips", "lite0")
 
 
-def _unknown(cls: type, data: Mapping[str, Any]) -> None:
-    unknown = set(data) - {f.name for f in fields(cls)} - {"model"}
-    if unknown:
-        raise ConfigError(f"unknown {MODEL} settings {sorted(unknown)}; the run is from another nipad version")
-
-
 @dataclass(frozen=True)
-class AnomalySDConfig:
+class AnomalySDConfig(Settings):
     """How a run infers. `strength` is the paper's lambda (denoising starts at step lambda * T of `steps`);
     `class_strength` overrides it per class. `mask_batch` inpaintings share one UNet batch. `perceptual` is the
     distance of the maps and of the decoder loss: "lpips" (the paper's) or "lite0" (the stand-in)."""
 
+    settings_name = MODEL
+    recorded_keys = frozenset({"model"})
     sd_model: str
     shots: int
     image_size: int = 512
@@ -79,20 +76,20 @@ class AnomalySDConfig:
         return self.class_strength.get(class_name or "", self.strength)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": MODEL, **asdict(self), "class_strength": dict(self.class_strength)}
+        return {"model": MODEL, **super().to_dict()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AnomalySDConfig:
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Runs saved before `perceptual` existed used the Lite0 stand-in."""
-        _unknown(cls, data)
-        return cls(**{"perceptual": "lite0", **{k: v for k, v in data.items() if k != "model"}})
+        return super().from_dict({"perceptual": "lite0", **data})
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(Settings):
     """How the shots fine-tune the model. Augmentations (paper: contrast, brightness, scale, rotation): brightness
     and contrast factors drawn from [1 - x, 1 + x], scale from `scale`, rotation from [-rotation, rotation] degrees."""
 
+    settings_name = MODEL
     epochs: int = 4000
     decoder_epochs: int = 0
     batch_size: int = 8
@@ -114,11 +111,3 @@ class FinetuneConfig:
             raise ConfigError(f"--batch-size must be >= 1 and --lr > 0, got {self.batch_size} and {self.lr}")
         if not self.gammas or any(not 0.0 <= g < 1.0 for g in self.gammas):
             raise ConfigError(f"training-mask IoU thresholds must be in [0, 1), got {self.gammas}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FinetuneConfig:
-        _unknown(cls, data)
-        return cls(**data)

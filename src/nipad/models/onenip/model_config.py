@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 from nipad.errors import ConfigError
 from nipad.models.names import NECKS
+from nipad.settings_base import Settings
 
 MODELS = ("onenip", "uniad")
 DECODERS = ("dynamic", "static")
@@ -15,7 +16,7 @@ SCORE_MAPS = ("anomaly", "match")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Settings):
     """Everything needed to rebuild a reconstruction model; saved with every checkpoint.
 
     `decoder` picks OneNIP's prompt decoder: `dynamic` (bidirectional, default) or `static` (the unidirectional
@@ -34,6 +35,7 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
     passes validation (the anomaly map otherwise).
     """
 
+    settings_name = "model"
     model: str = "onenip"
     decoder: str = "dynamic"
     backbone: str = "lite0"
@@ -105,20 +107,6 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
     @property
     def uses_restoration(self) -> bool:
         return self.model == "onenip" and self.restoration
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown model settings {sorted(unknown)}: the checkpoint is from another nipad version")
-        return cls(**data)
-
-    def with_overrides(self, **overrides: Any) -> ModelConfig:
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 CPU_NETWORK: dict[str, Any] = {"hidden_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
