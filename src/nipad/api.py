@@ -87,7 +87,7 @@ class Detector:
         self.max_pixels = max_pixels
 
     def __repr__(self) -> str:
-        return (f"nipad.Detector({str(self.run_dir)!r}, model={self.model.config.model!r}, classes={self.classes}, "
+        return (f"nipad.Detector({str(self.run_dir)!r}, model={self.model.model_name!r}, classes={self.classes}, "
                 f"image_size={self.image_size}, device={str(self.device)!r})")
 
     @property

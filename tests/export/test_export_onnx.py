@@ -18,8 +18,9 @@ from nipad.engine.calibration import Calibration
 from nipad.runs.checkpoint import load_detector
 from nipad.errors import ConfigError
 from nipad.export.graph import InferenceGraph, resize_images
-from nipad.export.onnx_export import export_onnx
+from nipad.export.onnx_export import GRAPHS, export_onnx
 from nipad.export.onnx_runner import OnnxDetector
+from nipad.models.names import MODELS
 from nipad.models.onenip.model_config import preset
 from nipad.models.onenip.matching import prompt_tokens
 from nipad.models.onenip.detector import Detector
@@ -124,6 +125,10 @@ def test_bad_use_is_a_clear_error(onenip_export, tmp_path, capsys):
         OnnxDetector(lone)
     with pytest.raises(ConfigError, match="expected uint8 RGB images"):
         OnnxDetector(path)(np.zeros((1, 3, 64, 64), np.float32))
+
+
+def test_every_model_but_anomalysd_has_a_graph():
+    assert sorted(GRAPHS) == sorted(set(MODELS) - {"anomalysd"})
 
 
 def test_a_damaged_export_is_refused(onenip_export, tmp_path):

@@ -44,12 +44,12 @@ def batches(detector: AnomalyModel, samples: Sequence[Sample], batch_size: int =
             desc: str = "inference") -> Iterator[tuple[dict, ModelOutput | None]]:
     """Yield (input batch, model outputs) over `samples`, skipping unreadable images (listed in batch["skipped"];
     the outputs are None when a whole batch was unreadable)."""
-    device = next(detector.parameters()).device
+    device = detector.device
     dataset = ImageDataset(samples, detector.config.image_size, skip_bad=True)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_bad)
     for batch in progress(loader, desc=desc, unit="batch"):
         # families that take the class (separate-mode baselines) get each sample's own
-        given = {"classes": batch["class_name"]} if getattr(detector, "takes_class", False) else {}
+        given = {"classes": batch["class_name"]} if detector.takes_class else {}
         outputs = detector(batch["image"].to(device), **given) if len(batch["image"]) else None
         yield batch, outputs
 

@@ -13,6 +13,7 @@ edited threshold in the sidecar is refused too.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,13 @@ from nipad.engine.calibration import FILE as CALIBRATION_FILE
 from nipad.engine.calibration import Calibration
 from nipad.errors import CheckpointError, ConfigError
 from nipad.export import DEFAULT_OPSET, check_opset
-from nipad.export.baseline_graph import baseline_graph
+from nipad.export.baseline_graph import BaselineGraph, baseline_graph
 from nipad.export.graph import InferenceGraph
 from nipad.export.sidecar import FORMAT, INPUT, OUTPUTS, SEAL_KEY, sealed_digest, sidecar_path
+from nipad.models.anomalysd.config import MODEL as ANOMALYSD
 from nipad.models.onenip.detector import Detector
 from nipad.models.baselines.template import PatchBaseline
+from nipad.models.output import AnomalyModel
 from nipad.utils.io import atomic_write, atomic_write_json
 
 
@@ -53,29 +56,38 @@ ANOMALYSD_REFUSAL = (
     "a PatchCore, PaDiM, kNN, OneNIP or UniAD run trained on the same data")
 
 
-def check_exportable(model: Any) -> Detector:
-    from nipad.models.anomalysd.inference import AnomalySD
-
-    if isinstance(model, AnomalySD):
-        raise ConfigError(ANOMALYSD_REFUSAL)
-    if not isinstance(model, Detector):
-        raise ConfigError(f"ONNX export supports PatchCore, PaDiM, kNN, OneNIP and UniAD runs; this run's model is a "
-                          f"{type(model).__name__}. Fix: export a run trained with one of those --model choices")
-    if model.config.uses_prompt and len(model.prompts) == 0:
+def onenip_graph(detector: Detector) -> InferenceGraph:
+    """The graph of a OneNIP or UniAD run; ConfigError for a OneNIP run without prompts."""
+    if detector.config.uses_prompt and len(detector.prompts) == 0:
         raise ConfigError("this OneNIP run has an empty prompt pool, so it cannot score images. Fix: add prompts "
                           "with `nipad prompt add RUN_DIR --class NAME IMAGES...`")
-    return model
+    return InferenceGraph(detector.cpu().eval()).eval()
 
 
-def inference_graph(model: Any) -> InferenceGraph | nn.Module:
+def patch_graph(model: PatchBaseline) -> BaselineGraph:
+    """The graph of a PatchCore, PaDiM or kNN run."""
+    return baseline_graph(model.cpu().eval())
+
+
+GRAPHS: dict[str, Callable[[Any], nn.Module]] = {
+    "onenip": onenip_graph, "uniad": onenip_graph, "patchcore": patch_graph, "padim": patch_graph, "knn": patch_graph}
+"""The graph builder of each exportable `--model` (AnomalyModel.model_name)."""
+
+
+def inference_graph(model: AnomalyModel) -> nn.Module:
     """The model as one traceable graph on the CPU (its `class_names`, `image_size` and `model_name` go to the
     sidecar); ConfigError for a model that cannot be one."""
-    if isinstance(model, PatchBaseline):
-        return baseline_graph(model.cpu().eval())
-    return InferenceGraph(check_exportable(model).cpu().eval()).eval()
+    name = getattr(model, "model_name", "")  # an API caller may pass any module: one without a name has no graph
+    if name == ANOMALYSD:
+        raise ConfigError(ANOMALYSD_REFUSAL)
+    build = GRAPHS.get(name)
+    if build is None:
+        raise ConfigError(f"ONNX export supports PatchCore, PaDiM, kNN, OneNIP and UniAD runs; this run's model is a "
+                          f"{type(model).__name__}. Fix: export a run trained with one of those --model choices")
+    return build(model)
 
 
-def export_onnx(model: Any, out: str | Path, run_dir: str | Path | None = None, opset: int = DEFAULT_OPSET,
+def export_onnx(model: AnomalyModel, out: str | Path, run_dir: str | Path | None = None, opset: int = DEFAULT_OPSET,
                 check_images: np.ndarray | None = None) -> ExportReport:
     """Write `out` (.onnx) and its sidecar atomically, after checking onnxruntime against PyTorch on
     `check_images` (uint8 B x 3 x H x W; default: 2 random images at the model size)."""

@@ -1,4 +1,5 @@
-"""What every nipad model answers, so evaluation, prediction, calibration, the report and the service take any family.
+"""What every nipad model answers, so evaluation, prediction, calibration, the report, the service and the export
+take any family without probing its class.
 
 A model is called on uint8 images (B, 3, S, S), S = `model.config.image_size`, and returns a `ModelOutput`. Families
 whose maps depend on the class (separate-mode baselines) set `takes_class` and take `classes=` as well.
@@ -6,9 +7,13 @@ whose maps depend on the class (separate-mode baselines) set `takes_class` and t
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import NotRequired, Protocol, TypedDict
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
+
+from nipad.models.prompt_pool import PromptPool
 
 
 class ModelOutput(TypedDict):
@@ -33,4 +38,26 @@ class AnomalyModel(Protocol):
     @property
     def config(self) -> SizedConfig: ...
 
+    @property
+    def model_name(self) -> str:
+        """The `--model` it was trained as (nipad.models.names.MODELS): onenip, uniad, patchcore, padim, knn, ..."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where its weights are: the device its input batches go to."""
+
+    @property
+    def takes_class(self) -> bool:
+        """Whether evaluation passes each image's ground-truth class as `classes=` (separate-mode baselines)."""
+
+    @property
+    def prompt_pool(self) -> PromptPool | None:
+        """The prompt pool `nipad prompt add` extends (OneNIP, UniAD); None for a family without one."""
+
     def __call__(self, images: Tensor) -> ModelOutput: ...
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of `module`'s first parameter or buffer (the CPU for a module with neither)."""
+    first = next(chain(module.parameters(), module.buffers()), None)
+    return torch.device("cpu") if first is None else first.device

@@ -31,7 +31,6 @@ from nipad.engine.families import load_run
 from nipad.engine.prompts import add_prompts
 from nipad.runs.run_info import RunInfo
 from nipad.errors import CheckpointError, NipadError
-from nipad.models.onenip.detector import Detector
 from nipad.models.output import AnomalyModel
 from nipad.serve.settings import ServeSettings
 
@@ -55,6 +54,12 @@ class Scored:
     calibration: Calibration
 
 
+def pool_classes(model: AnomalyModel) -> list[str]:
+    """The classes of `model`'s prompt pool (none for a family without one)."""
+    pool = model.prompt_pool
+    return [] if pool is None else list(pool.class_names)
+
+
 class BrokenModelError(CheckpointError):
     """The served model gave a NaN or infinite output: no score is given and /health reports it."""
 
@@ -76,7 +81,7 @@ class InspectionService:
 
         def load() -> Snapshot:
             model, info = load_run(run_dir, self.device)
-            pool = model.prompts.class_names if isinstance(model, Detector) else []
+            pool = pool_classes(model)
             calibration = Calibration.load(run_dir).with_manual(
                 self.settings.thresholds, [*pool, *info.classes, *info.prompt_classes])
             return Snapshot(model, info, calibration, integrity.version(run_dir))
@@ -109,7 +114,7 @@ class InspectionService:
 
     @property
     def has_prompt_pool(self) -> bool:
-        return isinstance(self.snapshot.model, Detector)
+        return self.snapshot.model.prompt_pool is not None
 
     def score(self, images: Sequence[np.ndarray]) -> list[Scored]:
         """Run the model on uint8 3 x S x S images (on the model thread, via the batcher)."""
@@ -130,15 +135,16 @@ class InspectionService:
     def known_classes(self) -> set[str]:
         self.refresh()
         snap = self.snapshot
-        pool = snap.model.prompts.class_names if self.has_prompt_pool else []
+        pool = pool_classes(snap.model)
         return set(pool) | set(snap.info.classes) | {c for c in snap.calibration.classes if c != ALL}
 
     def classes(self) -> list[dict[str, Any]]:
         self.refresh()
         snap = self.snapshot
         counts: dict[str, int] = {}
-        if self.has_prompt_pool:
-            for name in snap.model.prompts.class_of(torch.arange(len(snap.model.prompts))):
+        pool = snap.model.prompt_pool
+        if pool is not None:
+            for name in pool.class_of(torch.arange(len(pool))):
                 counts[name] = counts.get(name, 0) + 1
         out = []
         for name in sorted(self.known_classes()):

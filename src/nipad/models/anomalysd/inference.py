@@ -11,18 +11,19 @@ that of the most similar shot in a PromptPool, as OneNIP picks its prompt, so it
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 from torchvision.transforms.functional import gaussian_blur
 
-from nipad.models.anomalysd.config import AnomalySDConfig
+from nipad.models.anomalysd.config import MODEL, AnomalySDConfig
 from nipad.models.anomalysd.masks import multiscale_masks
 from nipad.models.anomalysd.perceptual import Perceptual, distance_map
 from nipad.models.anomalysd.pipeline import SDParts
 from nipad.models.anomalysd.prototypes import build_bank, error_map, prototype_mask, psi
 from nipad.models.backbone import Backbone
-from nipad.models.output import ModelOutput
+from nipad.models.output import ModelOutput, module_device
 from nipad.models.prompt_pool import PromptPool
 
 
@@ -106,7 +107,8 @@ class AnomalySD(nn.Module):
     condition is then the mean over classes.
     """
 
-    takes_class = False  # the class comes from the pool (a caller may still pass `classes`)
+    takes_class: ClassVar[bool] = False  # the class comes from the pool (a caller may still pass `classes`)
+    model_name: ClassVar[str] = MODEL
 
     def __init__(self, config: AnomalySDConfig, parts: SDParts, backbone: Backbone, perceptual: Perceptual,
                  conditions: Mapping[str, Tensor], shots: Mapping[str, Tensor]) -> None:
@@ -124,6 +126,15 @@ class AnomalySD(nn.Module):
             self.bank_index[name] = len(self.bank_index)
             self.register_buffer(f"bank_{self.bank_index[name]}", build_bank(backbone, x, config.rotations),
                                  persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self)
+
+    @property
+    def prompt_pool(self) -> None:
+        """None: the pool of shots (`prompts`) is fixed by fine-tuning; `nipad prompt add` cannot extend it."""
+        return None
 
     def classify(self, features: Tensor) -> list[str | None]:
         if len(self.prompts):

@@ -18,7 +18,7 @@ from torchvision.transforms.functional import gaussian_blur
 from nipad.errors import ConfigError, DataError
 from nipad.models.backbone import Backbone, create_backbone
 from nipad.models.names import MODES, SEED
-from nipad.models.output import ModelOutput
+from nipad.models.output import ModelOutput, module_device
 from nipad.models.prompt_pool import descriptor
 
 ALL = "__all__"
@@ -80,6 +80,19 @@ class PatchBaseline(nn.Module):
         self.groups: list[str] = []
         self.class_names: list[str] = []
         self.register_buffer("class_means", torch.empty(0))
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self)
+
+    @property
+    def prompt_pool(self) -> None:
+        """None: the class-mean descriptors name a class, but no prompt can be added to them."""
+        return None
 
     def backbone_maps(self, images: Tensor, strides: Sequence[int]) -> list[Tensor]:
         """The backbone's maps at `strides` for uint8 (or [0, 1] float) images."""
