@@ -23,7 +23,8 @@ from nipad.engine.baselines import fit_baseline
 from nipad.runs.checkpoint import load_detector
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
-from nipad.engine.trainer import Trainer, split_calibration
+from nipad.engine.trainer import Trainer
+from nipad.runs.split import split_calibration
 from nipad.models.onenip.model_config import preset
 from nipad.models.baselines.knn import KnnConfig
 from nipad.models.neck import NECKS

@@ -14,13 +14,14 @@ import torch
 from map_fusion import open_run  # beside this file
 from nipad.engine.evaluate import run_test
 from nipad.engine.features import feature_bank
-from nipad.engine.trainer import fusion_scale
+from nipad.engine.trainer_finish import detector_outputs, half_range
 
 
-def half_range(detector, samples) -> float:
-    """The trainer's c (`fusion_scale`) over `samples`, from their float16 backbone features as in training."""
+def constant_over(detector, samples) -> float:
+    """The trainer's c (`half_range`) over `samples`, from their float16 backbone features as in training."""
     device = torch.device("cpu")
-    return fusion_scale(detector, feature_bank(detector.extractor, samples, detector.config.image_size, device), device)
+    features = feature_bank(detector.extractor, samples, detector.config.image_size, device)
+    return half_range(detector_outputs(detector, features, device, ("rec_map",))["rec_map"])
 
 
 def main() -> None:
@@ -32,8 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data, detector, _, val = open_run(args.run, args.data, args.out)
-    constants = {"normal images": half_range(detector, [s for s in val if s.label == 0]),
-                 "normal + pseudo anomalies": half_range(detector, val)}
+    constants = {"normal images": constant_over(detector, [s for s in val if s.label == 0]),
+                 "normal + pseudo anomalies": constant_over(detector, val)}
     for name, c in constants.items():
         scored = copy.deepcopy(detector)
         scored.fusion_scale.fill_(c)

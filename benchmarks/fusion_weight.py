@@ -16,7 +16,7 @@ from nipad.cli.common import open_data
 from nipad.data.elpv import read_elpv
 from nipad.runs.checkpoint import load_detector, read_info
 from nipad.engine.evaluate import Outputs, score
-from nipad.engine.trainer import split_calibration
+from nipad.runs.split import split_calibration
 from nipad.engine.validation import pseudo_validation_set
 from nipad.models.onenip.detector import image_score
 

@@ -22,7 +22,8 @@ from nipad.runs.checkpoint import load_detector
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import Outputs, run_test, score
 from nipad.engine.train_config import train_preset
-from nipad.engine.trainer import Trainer, split_calibration
+from nipad.engine.trainer import Trainer
+from nipad.runs.split import split_calibration
 from nipad.engine.features import feature_bank
 from nipad.metrics import auroc, format_table
 from nipad.models.onenip.model_config import preset

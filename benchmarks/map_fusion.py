@@ -24,7 +24,7 @@ import torch
 from nipad.cli.common import open_data
 from nipad.runs.checkpoint import load_detector, read_info
 from nipad.engine.evaluate import Outputs, batches, score
-from nipad.engine.trainer import split_calibration
+from nipad.runs.split import split_calibration
 from nipad.engine.validation import pseudo_validation_set
 from nipad.models.onenip.fusion import MAPS, fit_fusion, fuse, image_score
 

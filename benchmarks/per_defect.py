@@ -21,7 +21,7 @@ from nipad.cli.common import open_data
 from nipad.engine.evaluate import infer
 from nipad.engine.families import load_run
 from nipad.engine.features import feature_bank
-from nipad.engine.trainer import split_calibration
+from nipad.runs.split import split_calibration
 from nipad.metrics import auroc
 from nipad.models.onenip.detector import Detector, image_score, upsample
 from nipad.models.baselines.memory_bank import nearest_neighbours

@@ -101,7 +101,7 @@ def validation_set(args: argparse.Namespace) -> list:
     method holds out."""
     from nipad.cli.common import open_data
     from nipad.engine.train_config import TrainConfig
-    from nipad.engine.trainer import split_calibration
+    from nipad.runs.split import split_calibration
     from nipad.engine.validation import pseudo_validation_set
 
     fraction = TrainConfig().calibration_fraction

@@ -173,7 +173,7 @@ def uninterrupted(small_data, tiny_sd, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("stop_after", [("unet", 1), ("unet", 3), ("decoder", 1)])
 def test_an_interrupted_fine_tuning_resumes_with_the_same_command(uninterrupted, small_data, tiny_sd, tmp_path,
                                                                   monkeypatch, capsys, stop_after):
-    from nipad.engine.anomalysd_resume import STATE, Saver
+    from nipad.runs.finetune_state import STATE, Saver
 
     save = Saver.__call__
 
@@ -200,7 +200,7 @@ def test_an_interrupted_fine_tuning_resumes_with_the_same_command(uninterrupted,
 
 
 def test_an_unfinished_run_resumes_only_with_its_own_settings(small_data, tiny_sd, tmp_path, monkeypatch, capsys):
-    from nipad.engine.anomalysd_resume import Saver
+    from nipad.runs.finetune_state import Saver
 
     def stop(self, *args):
         raise KeyboardInterrupt

@@ -3,7 +3,7 @@ import pytest
 
 from nipad.data import open_dataset
 from nipad.engine.calibration import ALL, Calibration, fit_thresholds
-from nipad.engine.trainer import split_calibration
+from nipad.runs.split import split_calibration
 from nipad.errors import CheckpointError
 
 

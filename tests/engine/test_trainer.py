@@ -1,5 +1,4 @@
 
-import numpy as np
 import pytest
 import torch
 
@@ -10,12 +9,11 @@ from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
 from nipad.runs.run_info import WEIGHTS
 from nipad.engine.train_config import TrainConfig
-from nipad.engine.trainer import (
-    Trainer, lr_factor, prompt_candidates, prompt_indices, refiner_stalled, schedule_steps, split_calibration,
-)
+from nipad.engine.trainer import Trainer, lr_factor, schedule_steps
 from nipad.errors import CheckpointError, ConfigError, TrainingError
 from nipad.models.onenip.model_config import ModelConfig
-from nipad.models.prompt_pool import central, descriptor
+from nipad.models.prompt_pool import central
+from nipad.runs.split import split_calibration
 
 CPU = Context(0, 1, torch.device("cpu"))
 TINY = dict(image_size=64, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1, ffn_dim=64, refiner_channels=16)
@@ -25,14 +23,6 @@ def _train(run_dir, data, model="onenip", epochs=2, **kw):
     mcfg = ModelConfig(model=model, **TINY)
     tcfg = TrainConfig(epochs=epochs, batch_size=4, lr=1e-3, synthetic_pool=kw.pop("pool", 1), **kw)
     return Trainer(mcfg, tcfg, run_dir, CPU, log=lambda *a: None).fit(data.train, [str(data.root)])
-
-
-def test_split_calibration_holds_out_per_class_and_never_overlaps(tiny_mvtec):
-    data = open_dataset(tiny_mvtec)
-    train, held = split_calibration(data.train, 0.25, 0)
-    assert {s.class_name for s in held} == {"stripes", "dots"}
-    assert len(held) == 6 and not set(train) & set(held) and len(train) + len(held) == len(data.train)
-    assert all(s.split == "train" for s in held)
 
 
 def test_train_checkpoint_round_trip_and_test(tiny_mvtec, tmp_path):
@@ -174,12 +164,6 @@ def test_warmup_takes_at_most_a_tenth_of_the_schedule():
     assert schedule_steps(config, 5) == (15, 24 * 5)  # 150 steps in all: a 15-step warmup
 
 
-def test_refiner_stalled_compares_the_dice_loss_with_an_empty_maps():
-    assert refiner_stalled({"dice": 0.499, "dice_empty": 0.5})
-    assert not refiner_stalled({"dice": 0.40, "dice_empty": 0.5})
-    assert not refiner_stalled({"mse": 1.0})  # UniAD has no refiner
-
-
 def test_a_refiner_that_never_learned_is_warned_about(tiny_mvtec, tmp_path):
     data = open_dataset(tiny_mvtec)
     lines = []
@@ -188,23 +172,6 @@ def test_a_refiner_that_never_learned_is_warned_about(tiny_mvtec, tmp_path):
     last = checkpoint.read_info(tmp_path / "run").extra["history"][-1]
     assert 0 < last["dice_empty"] < last["dice"]
     assert any("warning: the refiner has not learned" in line for line in lines)
-
-
-def test_prompt_candidates_are_the_class_or_its_nearest_images_of_the_class():
-    bank = torch.rand(10, 4, 2, 2) ** 3
-    owner = np.array([0, 1] * 5)
-    members = [np.flatnonzero(owner == c) for c in (0, 1)]
-    everyone = prompt_candidates(bank, members, owner, 0)
-    assert all(set(everyone[i]) == set(members[owner[i]]) for i in range(10))
-    near = prompt_candidates(bank, members, owner, 2)
-    d = descriptor(bank)
-    for i in range(10):
-        others = [j for j in members[owner[i]] if j != i]
-        best = sorted(others, key=lambda j: -float(d[i] @ d[j]))[:2]
-        assert sorted(near[i].tolist()) == sorted(best)
-    picks = prompt_indices(torch.arange(10), near, seed=1, epoch=0)
-    assert all(int(picks[i]) in near[i] for i in range(10))
-    assert torch.equal(picks, prompt_indices(torch.arange(10), near, seed=1, epoch=0))
 
 
 def test_the_prompt_pool_keeps_prompts_per_class_images_of_each_class(tiny_mvtec, tmp_path):

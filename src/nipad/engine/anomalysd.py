@@ -5,7 +5,7 @@ settings, and the prompts of every class in "prompts"), model.safetensors (only 
 the VAE decoder when it was tuned, and the k shots per class that rebuild the prototype banks and the class pool;
 absent for k = 0, where the pretrained model runs as it is) and calibration.json (thresholds from the shots
 themselves: a few-shot run holds out no normal image, so `nipad calibrate` on more normal images gives better ones).
-While fine-tuning, train_state.pt lets the same command resume an interrupted run (nipad.engine.anomalysd_resume).
+While fine-tuning, train_state.pt lets the same command resume an interrupted run (nipad.runs.finetune_state).
 Each file's hash is in manifest.json (nipad.runs.integrity), checked when it is read. diffusers and transformers
 are imported only when a run is trained or loaded.
 """
@@ -23,11 +23,10 @@ import torch
 
 from nipad.data import load_image
 from nipad.data.sample import Sample
-from nipad.runs import integrity, trained_images
-from nipad.engine.calibration import calibrate
+from nipad.runs import integrity, lifecycle
 from nipad.engine.distributed import Context
 from nipad.engine.family import Family, TrainData
-from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, refuse_finished, write_info
+from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, write_info
 from nipad.engine.train_config import check_rate
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.anomalysd.config import MODEL, AnomalySDConfig, FinetuneConfig
@@ -79,11 +78,11 @@ def _check_resumable(out: Path, info: RunInfo[AnomalySDConfig]) -> None:
 
 
 def train(config: AnomalySDTraining, data: TrainData, run_dir: Path, *, ctx: Context, overwrite: bool = False) -> None:
-    """Fine-tune on the shots (k >= 1), resuming an unfinished run in run_dir, save the changed weights, calibrate on
-    the shots, write config.json."""
+    """Fine-tune on the shots (k >= 1), resuming an unfinished run in run_dir; nipad.runs.lifecycle finishes it
+    (thresholds on the shots themselves, the changed weights saved, config.json marked finished)."""
     from safetensors.torch import save_file
 
-    from nipad.engine.anomalysd_resume import STATE, Saver, load_progress, shots_digest
+    from nipad.runs.finetune_state import STATE, Saver, load_progress, shots_digest
     from nipad.models.anomalysd.build import build_model, load_tuned, tuned_weights
     from nipad.models.anomalysd.finetune import finetune_decoder, finetune_unet
     from nipad.models.anomalysd.perceptual import create_perceptual
@@ -93,7 +92,7 @@ def train(config: AnomalySDTraining, data: TrainData, run_dir: Path, *, ctx: Con
     if ctx.distributed:
         raise ConfigError("anomalysd fine-tunes in one process: run `nipad train` without torchrun")
     model_config, tuning, out, device = config.model, config.tuning, run_dir, ctx.device
-    refuse_finished(out, overwrite)
+    lifecycle.refuse_finished(out, overwrite)
     measure = create_perceptual(model_config.perceptual).to(device)  # a missing LPIPS file fails now, not after tuning
     parts = load_sd(model_config.sd_model, device)
     parts.check_size(model_config.image_size)
@@ -137,27 +136,28 @@ def train(config: AnomalySDTraining, data: TrainData, run_dir: Path, *, ctx: Con
         start = progress.start("decoder", tuning.decoder_epochs) if progress else None
         if start is None or start.epoch < tuning.decoder_epochs:
             finetune_decoder(parts, measure, shots, tuning, start=start, history=history, checkpoint=saver)
-    if model_config.shots:
-        tensors = {**tuned_weights(parts, unet_tuned, decoder_tuned), "shots.images": shots, "shots.owners": owners}
-        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        integrity.write_file(out, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
-        trained_images.record(out, samples)  # the shots: what `nipad calibrate` must not set thresholds on
-    else:
-        integrity.forget(out, WEIGHTS)
-        integrity.forget(out, trained_images.FILE)  # another run's, left by --overwrite
+    tensors = {**tuned_weights(parts, unet_tuned, decoder_tuned), "shots.images": shots, "shots.owners": owners}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     info.extra.update({"history": history, "train_seconds": round(time.time() - started, 1)})
     model = build_model(model_config, parts, prompts, shots, owners, classes, device, measure)
+
+    def save(info: RunInfo) -> None:
+        if model_config.shots:
+            integrity.write_file(out, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+        else:
+            integrity.forget(out, WEIGHTS)
+        write_info(out, info)
+
+    source = (f"the {len(samples)} training shots themselves (a few-shot run holds out no normal image, so the "
+              "thresholds are likely too low: redo them with `nipad calibrate` on more normal images)")
+    with torch.inference_mode():
+        lifecycle.finish(out, model, info, save, samples if model_config.shots else [], [], config.false_alarm_rate,
+                         source)
     if model_config.shots:
-        source = (f"the {len(samples)} training shots themselves (a few-shot run holds out no normal image, so the "
-                  "thresholds are likely too low: redo them with `nipad calibrate` on more normal images)")
-        with torch.inference_mode():
-            calibrate(model, list(samples), config.false_alarm_rate, source).save(out)
         print(f"nipad: thresholds set on the {len(samples)} shots themselves (no held-out normal images)")
     else:
         print(f"nipad: 0-shot run: no normal images, so no thresholds yet: set them with `nipad calibrate {out} "
               "--data ROOT` on normal images")
-    info.finished = True
-    write_info(out, info)
     saver.remove()
 
 

@@ -22,14 +22,12 @@ from torch.utils.data import DataLoader
 
 from nipad.data.sample import Sample
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
-from nipad.runs import integrity, trained_images
-from nipad.engine.calibration import calibrate
+from nipad.runs import integrity, lifecycle
 from nipad.engine.distributed import Context
 from nipad.engine.family import Family, TrainData
-from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, refuse_finished, write_info
+from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, write_info
 from nipad.engine.train_config import TrainConfig
-from nipad.engine.trainer import split_calibration
-from nipad.errors import CheckpointError, ConfigError, DataError
+from nipad.errors import CheckpointError, ConfigError
 from nipad.models.baselines.knn import Knn, KnnConfig
 from nipad.models.baselines.padim import Padim, PadimConfig
 from nipad.models.baselines.template import ALL, BaselineConfig, PatchBaseline
@@ -80,14 +78,11 @@ def fit_baseline(config: BaselineConfig, train: Sequence[Sample], device: torch.
 
 def train_baseline(config: BaselineTraining, data: TrainData, run_dir: Path, *, ctx: Context,
                    overwrite: bool = False) -> None:
-    """Fit, save, calibrate on held-out normal images, mark finished."""
+    """Fit on the training images (nipad.runs.lifecycle holds out the calibration images and finishes the run)."""
     model_config, settings = config.model, config.train
     if ctx.distributed:
         raise ConfigError(f"{model_config.model} fits in one process; run `nipad train` without torchrun")
-    refuse_finished(run_dir, overwrite)
-    train, held = split_calibration(data.samples, settings.calibration_fraction, model_config.seed)
-    if not train:
-        raise DataError("no training images: every class given is empty")
+    train, held = lifecycle.start(run_dir, data.samples, settings.calibration_fraction, model_config.seed, overwrite)
     print(f"nipad: fitting {model_config.model} ({model_config.mode}) on {len(train)} normal images, {len(held)} held "
           f"out for calibration, into {run_dir}")
     started = time.time()
@@ -99,13 +94,12 @@ def train_baseline(config: BaselineTraining, data: TrainData, run_dir: Path, *, 
                    extra={"groups": model.groups, "n_train": len(train), "n_calibration": len(held),
                           "train_seconds": round(time.time() - started, 1)})
     tensors = model.state_tensors()
-    integrity.write_file(run_dir, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
-    trained_images.record(run_dir, train)  # what `nipad calibrate` must not set thresholds on
-    source = (f"{len(held)} held-out normal training images" if held else
-              "the training images themselves (none held out: thresholds may be too low)")
-    calibrate(model, held or train, settings.false_alarm_rate, source).save(run_dir)
-    info.finished = True
-    write_info(run_dir, info)
+
+    def save(info: RunInfo) -> None:
+        integrity.write_file(run_dir, WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+        write_info(run_dir, info)
+
+    lifecycle.finish(run_dir, model, info, save, train, held, settings.false_alarm_rate)
 
 
 def _read_settings(data: Mapping[str, Any]) -> BaselineConfig:

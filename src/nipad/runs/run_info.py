@@ -1,5 +1,5 @@
-"""What the run directory of every family holds alike: config.json, the one record of a run; the reading of
-model.safetensors; and the one guard against overwriting a finished run.
+"""What the run directory of every family holds alike: config.json, the one record of a run, and the reading of
+model.safetensors.
 
 config.json names the family and holds its model settings (which rebuild the model), the training settings, the
 classes, the data roots, progress and whether the run finished; a family's own keys (a baseline's groups, AnomalySD's
@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from nipad import __version__
 from nipad.runs import integrity
-from nipad.errors import CheckpointError, ConfigError, NipadError
+from nipad.errors import CheckpointError, NipadError
 from nipad.utils.io import read_json
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -118,18 +118,3 @@ def load_weights(run_dir: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{weights} is corrupt ({err}); retrain or restore it from a backup") from err
     integrity.check_finite(tensors, weights)
     return tensors
-
-
-def refuse_finished(run_dir: str | Path, overwrite: bool) -> None:
-    """The overwrite guard of every family: without `overwrite`, a finished run in `run_dir` is never replaced, nor
-    one whose config.json cannot be read (it may be a finished run). An unfinished run passes: it is resumed."""
-    path = Path(run_dir) / CONFIG
-    if overwrite or not path.is_file():
-        return
-    try:
-        finished = bool(read_json(path).get("finished"))
-    except (OSError, json.JSONDecodeError, AttributeError) as err:
-        raise ConfigError(f"{path} cannot be read ({err}), so {run_dir} may hold a finished run; choose another --out "
-                          "or pass --overwrite") from err
-    if finished:
-        raise ConfigError(f"{run_dir} already holds a finished run; choose another --out or pass --overwrite")

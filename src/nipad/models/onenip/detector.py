@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -13,7 +11,7 @@ from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.onenip.fusion import MAPS, fuse, image_score
 from nipad.models.onenip.matching import TokenBank, match_map, prompt_tokens
 from nipad.models.neck import FeatureExtractor, create_neck
-from nipad.models.output import ModelOutput, module_device
+from nipad.models.output import ModelOutput
 from nipad.models.prompt_pool import PromptPool
 from nipad.models.onenip.network import ReconstructionNet
 
@@ -34,8 +32,6 @@ class Detector(nn.Module):
     matching searches `bank` (a coreset of each class's training tokens) instead of the prompts' tokens.
     """
 
-    takes_class: ClassVar[bool] = False  # the prompt pool names each image's class
-
     def __init__(self, config: ModelConfig, extractor: FeatureExtractor | None = None) -> None:
         super().__init__()
         self.config = config
@@ -52,18 +48,6 @@ class Detector(nn.Module):
         if config.score_map == "match":
             self.register_buffer("score_weights", torch.tensor([0.0, 0.0, 1.0]))
         self.bank = TokenBank() if config.match_coreset > 0 else None
-
-    @property
-    def model_name(self) -> str:
-        return self.config.model
-
-    @property
-    def device(self) -> torch.device:
-        return module_device(self)
-
-    @property
-    def prompt_pool(self) -> PromptPool:
-        return self.prompts
 
     def features(self, images: Tensor) -> Tensor:
         with torch.no_grad():
@@ -122,6 +106,12 @@ class Detector(nn.Module):
         logits = self.net.refine((rec - features).abs())
         ref_map = None if logits is None else torch.sigmoid(logits)
         matched = None if match is None else upsample(match, size)
+        return {"rec_map": rec_map, "ref_map": ref_map, "match_map": matched,
+                **self.fuse_maps(rec_map, ref_map, matched)}
+
+    def fuse_maps(self, rec_map: Tensor, ref_map: Tensor | None, matched: Tensor | None) -> dict[str, Tensor]:
+        """The fused anomaly map and the image score from the reconstruction, refiner and matching maps: the part of
+        the output that the fusion settings (set at the end of training) change."""
         if self.config.fusion == "validated":
             anomaly_map = fuse((rec_map, ref_map, matched), self.map_weights, self.map_shift, self.map_scale)
         elif ref_map is None:
@@ -130,9 +120,6 @@ class Detector(nn.Module):
             w = self.config.fusion_weight
             anomaly_map = (1 - w) * rec_map + w * self.fusion_scale * ref_map
         return {
-            "rec_map": rec_map,
-            "ref_map": ref_map,
-            "match_map": matched,
             "anomaly_map": anomaly_map,
             "pred_score": image_score(self._score_map(anomaly_map, (rec_map, ref_map, matched)),
                                       self.config.score_pool),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nipad.engine.anomalysd_resume import STATE, Saver, load_progress
+from nipad.runs.finetune_state import STATE, Saver, load_progress
 from nipad.errors import CheckpointError
 
 
