@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nipad.engine.families import load_run
+from nipad.families import load_run
 from nipad.export.onnx_export import export_onnx
 from nipad.export.onnx_runner import OnnxDetector
 from timing import images_per_second

@@ -19,7 +19,7 @@ import torch
 
 from nipad.cli.common import open_data
 from nipad.engine.evaluate import infer
-from nipad.engine.families import load_run
+from nipad.families import load_run
 from nipad.engine.features import feature_bank
 from nipad.runs.split import split_calibration
 from nipad.metrics import auroc

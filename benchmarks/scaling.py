@@ -48,7 +48,7 @@ def measure(run_dir: Path, threads: int) -> dict:
 
     from nipad.cli.common import open_data
     from nipad.engine.evaluate import infer
-    from nipad.engine.families import load_run
+    from nipad.families import load_run
 
     torch.set_num_threads(threads)
     model, _ = load_run(run_dir)

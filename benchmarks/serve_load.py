@@ -38,7 +38,7 @@ def calibrated(run: Path, images: Path, tmp: Path, threads: int) -> Path:
 
     from nipad.data import open_dataset
     from nipad.engine.calibration import calibrate
-    from nipad.engine.families import load_run
+    from nipad.families import load_run
 
     copy = tmp / run.name
     copy.mkdir()
@@ -100,7 +100,7 @@ def in_process(args: argparse.Namespace, paths: list[Path], n: int) -> float:
     import torch
 
     from nipad.engine.calibration import Calibration
-    from nipad.engine.families import load_run
+    from nipad.families import load_run
     from nipad.engine.predict import ImageInput, predict
 
     torch.set_num_threads(args.threads)

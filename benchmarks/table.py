@@ -59,7 +59,7 @@ def run_one(method: str, args: argparse.Namespace) -> dict:
     from nipad.cli.common import open_data
     from nipad.cli.main import main as nipad
     from nipad.engine.evaluate import infer, score
-    from nipad.engine.families import load_run
+    from nipad.families import load_run
 
     torch.set_num_threads(args.threads)
     name = method_name(method, args)

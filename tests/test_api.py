@@ -100,17 +100,23 @@ def test_bad_inputs_are_nipad_errors_naming_the_problem(detector, tiny_mvtec, tm
 
 
 def test_train_turns_settings_into_the_command_line_and_refuses_unknown_ones(tiny_mvtec, tmp_path):
-    options = api._train_options(build_parser())
+    options = api._train_options(build_parser(), "onenip")
+    sd_options = api._train_options(build_parser(), "anomalysd")
+    assert "--sd-lambda" not in options and "--prompt-matching" not in sd_options  # each model's own flags
     assert api._as_arguments("--overwrite", True, options["--overwrite"]) == ["--overwrite"]
     assert api._as_arguments("--overwrite", False, options["--overwrite"]) == []
     assert api._as_arguments("--prompt-matching", False, options["--prompt-matching"]) == ["--no-prompt-matching"]
-    assert api._as_arguments("--sd-lambda", ["a=0.3", 0.5], options["--sd-lambda"]) == ["--sd-lambda", "a=0.3",
-                                                                                       "--sd-lambda", "0.5"]
+    assert api._as_arguments("--sd-lambda", ["a=0.3", 0.5], sd_options["--sd-lambda"]) == ["--sd-lambda", "a=0.3",
+                                                                                          "--sd-lambda", "0.5"]
     assert api._as_arguments("--classes", ["dots", "stripes"], options["--classes"]) == ["--classes", "dots,stripes"]
     assert api._as_arguments("--image-size", 64, options["--image-size"]) == ["--image-size", "64"]
     assert api._as_arguments("--image-size", None, options["--image-size"]) == []
     with pytest.raises(ConfigError, match="unknown setting imagesize=64.*image_size"):
         nipad.train(data=tiny_mvtec, out=tmp_path / "r", imagesize=64)
+    with pytest.raises(ConfigError, match="unknown setting lr=1; nipad train's settings for patchcore are"):
+        nipad.train(data=tiny_mvtec, model="patchcore", out=tmp_path / "r", lr=1)
+    with pytest.raises(ConfigError, match=r"argument --coreset-ratio: must be in \(0, 1\], got 2"):
+        nipad.train(data=tiny_mvtec, model="patchcore", out=tmp_path / "r", coreset_ratio=2)
     with pytest.raises(ConfigError, match="invalid choice: 'patchcor'"):
         nipad.train(data=tiny_mvtec, model="patchcor", out=tmp_path / "r")
     with pytest.raises(ConfigError, match="flag"):

@@ -215,7 +215,7 @@ def load(run_dir: str | os.PathLike[str], device: str | None = None, max_pixels:
     ...; default CUDA when present). Images with more than `max_pixels` pixels are refused (None: no limit)."""
     from nipad.engine.calibration import Calibration
     from nipad.engine.distributed import pick_device
-    from nipad.engine.families import load_run
+    from nipad.families import load_run
     from nipad.runs.integrity import consistent
 
     target = pick_device(device)
@@ -235,7 +235,7 @@ def train(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], model
     if not roots:
         raise ConfigError("train(data=...) names no data set")
     parser = build_parser()
-    options = _train_options(parser)
+    options = _train_options(parser, model)
     argv = ["train", *(a for root in roots for a in ("--data", os.fspath(root))), "--model", model,
             "--out", os.fspath(out)]
     for key, value in settings.items():
@@ -243,7 +243,8 @@ def train(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], model
         if flag not in options:
             valid = ", ".join(sorted(o[2:].replace("-", "_") for o in options
                                      if o not in ("--data", "--model", "--out")))
-            raise ConfigError(f"train() got an unknown setting {key}={value!r}; nipad train's settings are {valid}")
+            raise ConfigError(f"train() got an unknown setting {key}={value!r}; nipad train's settings for {model} "
+                              f"are {valid}")
         argv += _as_arguments(flag, value, options[flag])
     errors = io.StringIO()
     try:
@@ -257,9 +258,14 @@ def train(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], model
     return Path(out)
 
 
-def _train_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+def _train_options(parser: argparse.ArgumentParser, model: str) -> dict[str, argparse.Action]:
+    """`nipad train`'s options for `model` (those every model takes and its own), by flag."""
+    from nipad.cli.train_cmd import add_model_flags
+
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {flag: action for action in sub.choices["train"]._actions for flag in action.option_strings
+    train = sub.choices["train"]
+    add_model_flags(train, model)
+    return {flag: action for action in train._actions for flag in action.option_strings
             if flag.startswith("--") and not flag.startswith("--no-") and flag != "--help"}
 
 

@@ -1,5 +1,5 @@
-"""A quick command line: `import nipad`, building the parser, `nipad --help`, `--version` and `nipad data` import no
-torch (each checked in a fresh interpreter, as a user's shell starts one)."""
+"""A quick command line: `import nipad`, building the parser, `nipad --help`, `--version`, `nipad train --help` and
+`nipad data` import no torch (each checked in a fresh interpreter, as a user's shell starts one)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from nipad import __version__
-from nipad.engine.families import all_models
+from nipad.families import all_models
 from nipad.models import names
 
 
@@ -31,6 +31,14 @@ def test_help_and_version_exit_0_without_torch():
     done = subprocess.run([sys.executable, "-m", "nipad.cli.main", "--version"], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and f"nipad {__version__}" in done.stdout
+
+
+def test_train_help_of_every_model_exits_0_without_torch():
+    for model in ("onenip", "anomalysd", "patchcore"):
+        done = _python(f"import sys\nfrom nipad.cli.main import main\ntry:\n    main(['train', '--model', {model!r}, "
+                       f"'--help'])\nexcept SystemExit as end:\n    print('exit', end.code, 'torch' in sys.modules)")
+        assert done.returncode == 0, done.stderr
+        assert f"{model} (--model {model})" in done.stdout and done.stdout.strip().endswith("exit 0 False"), done.stdout
 
 
 def test_nipad_data_imports_no_torch(tiny_mvtec):

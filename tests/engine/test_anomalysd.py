@@ -16,7 +16,7 @@ from nipad.cli.main import main
 from nipad.data import load_image, open_dataset
 from nipad.runs import integrity
 from nipad.engine.calibration import Calibration
-from nipad.engine.families import load_run
+from nipad.families import load_run
 from nipad.errors import CheckpointError
 from nipad.models.anomalysd.config import AnomalySDConfig
 from nipad.models.anomalysd.inference import unet_evaluations

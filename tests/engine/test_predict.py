@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import ndimage
 
 from nipad.engine.calibration import ALL, Calibration, above
-from nipad.engine.families import load_run
+from nipad.families import load_run
 from nipad.engine.predict import (
     ImageInput,
     Prediction,

@@ -10,7 +10,7 @@ import torch
 
 from nipad.cli.main import main
 from nipad.engine.calibration import Calibration
-from nipad.engine.families import load_run
+from nipad.families import load_run
 from nipad.errors import ConfigError
 from nipad.export import baseline_graph as graphs
 from nipad.export.onnx_export import export_onnx, inference_graph

@@ -17,11 +17,11 @@ import pytest
 from safetensors import SafetensorError
 
 from nipad.cli.main import main
-from nipad.runs import checkpoint, integrity
+from nipad.runs import checkpoint, integrity, journal, locking
 from nipad.engine.calibration import ALL, Calibration
 from nipad.engine.calibration import FILE as CALIBRATION
 from nipad.runs.checkpoint import STATE
-from nipad.engine.families import load_run
+from nipad.families import load_run
 from nipad.engine.predict import ImageInput, predict
 from nipad.engine.prompts import add_prompts
 from nipad.runs.run_info import CONFIG, WEIGHTS
@@ -242,11 +242,11 @@ def test_a_full_disk_during_a_training_checkpoint_is_a_clear_error(run, monkeypa
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
 
     monkeypatch.setattr(checkpoint.torch, "save", full)
-    monkeypatch.setattr(integrity.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 100, 0))
+    monkeypatch.setattr(journal.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 100, 0))
     with pytest.raises(OutputError, match=f"no space left on device writing {run / STATE}: free space and rerun"):
         checkpoint.save_train_state(run, {"history": [1, 2]})
     assert (run / STATE).read_bytes() == before
-    monkeypatch.setattr(integrity.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(2**40, 0, 2**40))
+    monkeypatch.setattr(journal.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(2**40, 0, 2**40))
     with pytest.raises(RuntimeError, match="unexpected pos"):  # not a full disk: not disguised as one
         checkpoint.save_train_state(run, {"history": [1, 2]})
 
@@ -273,7 +273,7 @@ def test_a_writer_waits_for_another_process_holding_the_lock(run, images, capfd)
 
 
 def test_without_posix_file_locks_a_write_is_refused_clearly(run, images, monkeypatch):
-    monkeypatch.setattr(integrity, "fcntl", None)
+    monkeypatch.setattr(locking, "fcntl", None)
     before = _files(run)
     with pytest.raises(OutputError, match="fcntl.flock"):
         add_prompts(run, "new", images)

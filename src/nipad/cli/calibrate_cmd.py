@@ -53,7 +53,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from nipad.engine.calibration import ALL, Calibration, calibrate
     from nipad.engine.calibration import FILE as CALIBRATION
     from nipad.engine.distributed import pick_device
-    from nipad.engine.families import load_run
+    from nipad.families import load_run
 
     model, info = load_run(args.run_dir, pick_device(args.device))
     has_old = (Path(args.run_dir) / CALIBRATION).is_file()  # a run without normal images (0-shot) has none yet

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from nipad.data import Dataset, combine, open_dataset
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser whose flags may depend on the words it parses: `prepare(parser, words)` runs before
+    they are parsed (`nipad train` adds the flags of the --model given), and `explain(args)`, where given, says why
+    words were not recognised."""
+
+    def __init__(self, *args: Any, prepare: Callable[[argparse.ArgumentParser, list[str]], None] | None = None,
+                 explain: Callable[[argparse.Namespace], str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepare, self.explain = prepare, explain
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        if self.prepare is not None:
+            self.prepare(self, list(sys.argv[1:] if args is None else args))
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown and self.explain is not None:
+            self.error(f"unrecognized arguments: {' '.join(unknown)} ({self.explain(parsed)})")
+        return parsed, unknown
 
 
 def add_data_args(parser: argparse.ArgumentParser, required: bool = True) -> None:

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nipad.engine.families import load_run
+    from nipad.families import load_run
     from nipad.runs.run_info import read_family
     from nipad.errors import ConfigError
     from nipad.export.onnx_export import ANOMALYSD_REFUSAL, export_onnx

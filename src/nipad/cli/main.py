@@ -20,6 +20,7 @@ from nipad.cli import (
     test_cmd,
     train_cmd,
 )
+from nipad.cli.common import CommandParser
 from nipad.errors import NipadError
 
 COMMANDS = (demo_cmd, train_cmd, test_cmd, predict_cmd, calibrate_cmd, prompt_cmd, export_cmd, serve_cmd, data_cmd)
@@ -28,7 +29,7 @@ COMMANDS = (demo_cmd, train_cmd, test_cmd, predict_cmd, calibrate_cmd, prompt_cm
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nipad", description="Unified visual anomaly detection (OneNIP, UniAD).")
     parser.add_argument("--version", action="version", version=f"nipad {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
     for module in COMMANDS:
         module.register(sub)
     return parser

@@ -49,7 +49,7 @@ def open_model(args: argparse.Namespace) -> tuple[Any, Calibration, torch.device
     """The PyTorch model of RUN_DIR, or the exported model of --onnx, with its calibration and device."""
     from nipad.engine.calibration import Calibration
     from nipad.engine.distributed import pick_device
-    from nipad.engine.families import load_run
+    from nipad.families import load_run
 
     if not args.onnx:
         device = pick_device(args.device)

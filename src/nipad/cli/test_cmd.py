@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nipad.engine.distributed import pick_device
     from nipad.engine.evaluate import format_operating_points, operating_points, run_test
-    from nipad.engine.families import load_run
+    from nipad.families import load_run
     from nipad.errors import ConfigError
     from nipad.metrics import format_table
     from nipad.report import write_report

@@ -23,9 +23,9 @@ import torch
 
 from nipad.data import load_image
 from nipad.data.sample import Sample
+from nipad.data.train_data import TrainData
 from nipad.runs import integrity, lifecycle
 from nipad.engine.distributed import Context
-from nipad.engine.family import Family, TrainData
 from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, write_info
 from nipad.engine.train_config import check_rate
 from nipad.errors import CheckpointError, ConfigError
@@ -181,6 +181,3 @@ def load(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Anoma
         load_tuned(parts, tensors, run_dir / WEIGHTS, config.sd_model)
     model = build_model(config, parts, info.extra["prompts"], shots, owners, info.classes, device)
     return model.to(device), info
-
-
-FAMILY = Family(MODEL, (MODEL,), train, load)

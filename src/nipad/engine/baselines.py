@@ -21,10 +21,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from nipad.data.sample import Sample
+from nipad.data.train_data import TrainData
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
 from nipad.runs import integrity, lifecycle
 from nipad.engine.distributed import Context
-from nipad.engine.family import Family, TrainData
 from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, write_info
 from nipad.engine.train_config import TrainConfig
 from nipad.errors import CheckpointError, ConfigError
@@ -125,6 +125,3 @@ def load_baseline(run_dir: str | Path, device: torch.device | str = "cpu") -> tu
                               f"found {sorted(tensors)[:6]}); the files come from different runs")
     model.load_state(groups, info.classes, tensors)
     return model.to(device).eval(), info
-
-
-FAMILIES = tuple(Family(name, (name,), train_baseline, load_baseline) for name in METHODS)

@@ -197,7 +197,7 @@ def predict(model: AnomalyModel, calibration: Calibration, inputs: Sequence[Imag
             device: torch.device | str = "cpu", batch_size: int = 8,
             max_pixels: int | None = MAX_PIXELS) -> Iterator[Prediction | Skipped]:
     """One Prediction or Skipped per input (bad files, and images over `max_pixels`, are warned about, not raised),
-    computed `batch_size` images at a time. `model` is any loaded run (nipad.engine.families.load_run) on `device`.
+    computed `batch_size` images at a time. `model` is any loaded run (nipad.families.load_run) on `device`.
     A NaN or infinite score or map is a CheckpointError (the model is broken), never a prediction."""
     _check_batch_size(batch_size)
     if max_pixels is not None and max_pixels < 1:

@@ -23,10 +23,10 @@ from safetensors.torch import load_file
 from nipad import __version__
 from nipad.runs import integrity
 from nipad.errors import CheckpointError, NipadError
+from nipad.models.names import RECONSTRUCTION
 from nipad.utils.io import read_json
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
-RECONSTRUCTION = "reconstruction"  # OneNIP / UniAD; also the family of runs whose config.json names none (older runs)
 
 
 class ModelSettings(Protocol):

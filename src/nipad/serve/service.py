@@ -27,7 +27,7 @@ import torch
 from nipad.runs import integrity
 from nipad.engine.calibration import ALL, Calibration
 from nipad.engine.distributed import pick_device
-from nipad.engine.families import load_run
+from nipad.families import load_run
 from nipad.engine.prompts import add_prompts
 from nipad.runs.run_info import RunInfo
 from nipad.errors import CheckpointError, NipadError

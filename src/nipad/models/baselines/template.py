@@ -7,7 +7,7 @@ papers). The model answers every nipad model's call (nipad.models.output): image
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -20,15 +20,17 @@ from nipad.models.backbone import Backbone, create_backbone
 from nipad.models.names import MODES, SEED
 from nipad.models.output import ModelOutput, module_device
 from nipad.models.prompt_pool import descriptor
+from nipad.settings_base import Settings
 
 ALL = "__all__"
 
 
 @dataclass(frozen=True)
-class BaselineConfig:
+class BaselineConfig(Settings):
     """Settings every baseline has; a method's config adds its own fields. Saved in the run's config.json."""
 
     model: ClassVar[str] = ""
+    recorded_keys = frozenset({"model"})
     mode: str = "unified"
     backbone: str = "lite0"
     backbone_weights: str | None = None
@@ -42,16 +44,12 @@ class BaselineConfig:
         if self.image_size % 16 or self.image_size < 64:
             raise ConfigError(f"--image-size must be a multiple of 16 and >= 64, got {self.image_size}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, **asdict(self)}
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.settings_name = cls.model
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BaselineConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known - {"model"}
-        if unknown:
-            raise ConfigError(f"unknown {cls.model} settings {sorted(unknown)}; the run is from another nipad version")
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, **super().to_dict()}
 
 
 def smooth_map(patch_scores: Tensor, size: int, sigma: float) -> Tensor:
