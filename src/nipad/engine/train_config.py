@@ -22,20 +22,13 @@ def check_rate(rate: float | None, flag: str = "--false-alarm-rate") -> float | 
 
 @dataclass(frozen=True)
 class TrainConfig(Settings):
-    """Authors' schedule by default: AdamW 1e-4 / wd 1e-4, grad-norm clip 0.1, lr x0.1 at 80% of the epochs.
+    """How a OneNIP / UniAD model trains; the defaults are the authors' schedule (AdamW, lr x0.1 at 80% of the epochs).
 
-    `warmup_steps` > 0 raises the lr linearly over the first optimiser steps, at most a tenth of the schedule (not in
-    the authors' schedule).
-
-    `synthetic_pool` = V > 0 draws each image's pseudo anomaly from V variants made once (their backbone features
-    computed once), which makes CPU training spend its time on the transformer; 0 makes a fresh pseudo anomaly at
-    every step (the authors' way, for a GPU). `calibration_fraction` of each class's normal training images is held
-    out of training to set the fusion constant and the thresholds, at `false_alarm_rate` (never the test set).
-    `prompt_neighbours` = k > 0 trains each image with one of its k most similar images of its class as the prompt
-    (the cosine similarity the prompt pool picks by at test time); 0 is the authors' uniformly random one.
-    `prompts_per_class` is the size of each class's prompt pool at test time (k-center on the descriptors, the most
-    typical image first).
-    `amp` trains under bfloat16 autocast where the device runs it natively (nipad.engine.distributed.native_bf16).
+    `warmup_steps`: linear lr warmup steps; `synthetic_pool`: pseudo-anomaly variants made once per image (0: a fresh
+    one every step); `calibration_fraction`: share of each class's normal training images held out to set the fusion
+    and the thresholds at `false_alarm_rate`; `prompt_neighbours`: train with one of the k most similar images as the
+    prompt (0: a random one); `prompts_per_class`: the test-time prompt pool per class; `amp`: bfloat16 autocast where
+    the device runs it natively (nipad.engine.distributed.native_bf16). Why each is so: docs/decisions.md.
     """
 
     settings_name = "training"
@@ -88,12 +81,8 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "nipad": {"epochs": 30, "batch_size": 8, "lr": 1e-3, "warmup_steps": 300, "synthetic_pool": 4,
               "prompts_per_class": 16},
 }
-"""The cpu preset trains a short schedule, so it takes a higher lr than the authors' 1e-4, raised over a 300-step
-warmup: lr 1e-3 without one drove the refiner to an all-zero map by the second epoch on bottle + magnetic_tile (Dice
-loss at the empty map's 0.499 from then on). With the warmup the refiner learns and the loss falls faster (MSE 1.24
-after 30 epochs against 1.51 at lr 4e-4); on the validation set of held-out normal images + pseudo anomalies it
-scores image AUROC 94.5 / pixel AP 61.2 against 94.4 / 57.5 at lr 4e-4 (same fusion constant). 30 epochs because
-at 20 the loss was still falling (lr 4e-4: MSE 1.76 after 20 epochs, 1.61 after 24 of a 40-epoch run)."""
+"""The CPU presets train 30 epochs at lr 1e-3 after a 300-step warmup: a short schedule the refiner still learns in
+(the measurements: docs/decisions.md)."""
 
 
 def train_preset(name: str, **overrides: Any) -> TrainConfig:

@@ -111,9 +111,8 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
 
 CPU_NETWORK: dict[str, Any] = {"hidden_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
                                 "ffn_dim": 512, "refiner_channels": 64, "dropout": 0.0, "neck": "pooled"}
-"""The network for a 2-core machine. No dropout: in a 20-epoch run it does not regularise, and CPU dropout on the
-attention weights took 24% of a training step (measured with torch.profiler); without it the refiner also learned
-sooner. The `pooled` neck was chosen on held-out normal images + pseudo anomalies (docs/decisions.md)."""
+"""The network for a 2-core machine: smaller, no dropout, the `pooled` neck (how each was chosen:
+docs/decisions.md)."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -121,10 +120,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "nipad": {**CPU_NETWORK, "fusion": "validated", "prompt_matching": True, "match_coreset": 0.1,
               "score_map": "match"},
 }
-"""`paper`: the authors' OneNIP exactly (for a GPU). `cpu`: the authors' method at a 2-core machine's budget (the
-network above, the authors' half-and-half fusion). `nipad`: nipad's own unified model, the default without a GPU:
-the `cpu` network and schedule plus token matching against a coreset of each class's training tokens, the validated
-fusion for the map and the matching map for the image score (docs/nipad-model.md)."""
+"""`paper`: the authors' OneNIP (for a GPU); `cpu`: their method on the CPU network; `nipad`: nipad's own model, the
+default without a GPU (docs/decisions.md, docs/nipad-model.md)."""
 
 
 def preset(name: str, model: str = "onenip", **overrides: Any) -> ModelConfig:
