@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -11,7 +13,7 @@ from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.onenip.fusion import MAPS, fuse, image_score
 from nipad.models.onenip.matching import TokenBank, match_map, prompt_tokens
 from nipad.models.neck import FeatureExtractor, create_neck
-from nipad.models.output import ModelOutput
+from nipad.models.output import ModelOutput, module_device
 from nipad.models.prompt_pool import PromptPool
 from nipad.models.onenip.network import ReconstructionNet
 
@@ -32,6 +34,8 @@ class Detector(nn.Module):
     matching searches `bank` (a coreset of each class's training tokens) instead of the prompts' tokens.
     """
 
+    takes_class: ClassVar[bool] = False  # the prompt pool names each image's class
+
     def __init__(self, config: ModelConfig, extractor: FeatureExtractor | None = None) -> None:
         super().__init__()
         self.config = config
@@ -48,6 +52,18 @@ class Detector(nn.Module):
         if config.score_map == "match":
             self.register_buffer("score_weights", torch.tensor([0.0, 0.0, 1.0]))
         self.bank = TokenBank() if config.match_coreset > 0 else None
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self)
+
+    @property
+    def prompt_pool(self) -> PromptPool:
+        return self.prompts
 
     def features(self, images: Tensor) -> Tensor:
         with torch.no_grad():
