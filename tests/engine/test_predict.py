@@ -12,11 +12,11 @@ from scipy import ndimage
 
 from nipad.engine.calibration import ALL, Calibration, above
 from nipad.families import load_run
+from nipad.engine.image_inputs import find_images
 from nipad.engine.predict import (
     ImageInput,
     Prediction,
     Skipped,
-    find_images,
     load_original,
     predict,
     predict_images,
@@ -25,59 +25,6 @@ from nipad.engine.predict import (
 )
 from nipad.errors import ConfigError
 from nipad.visualize import RED, overlay_heatmap
-
-
-def _save(path: Path, image: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
-    return path
-
-
-@pytest.fixture
-def images(tiny_mvtec, tmp_path) -> Path:
-    """Good images of several sizes (two called part.png), a truncated PNG, a text file named .jpg, a .txt file."""
-    root = tmp_path / "imgs"
-    blob = np.asarray(Image.open(tiny_mvtec / "dots/test/blob/000.png"))
-    good = np.asarray(Image.open(tiny_mvtec / "stripes/test/good/000.png"))
-    _save(root / "a/part.png", np.asarray(Image.fromarray(blob).resize((96, 48))))
-    _save(root / "b/part.png", good)
-    _save(root / "b/deep/x.bmp", np.asarray(Image.fromarray(good).resize((40, 72))))
-    png = (root / "b/part.png").read_bytes()
-    (root / "a/truncated.png").write_bytes(png[: len(png) // 3])
-    (root / "a/notes.jpg").write_text("not an image")
-    (root / "a/readme.txt").write_text("ignored by folder search")
-    (root / ".hidden").mkdir()
-    _save(root / ".hidden/y.png", good)
-    return root
-
-
-def test_find_images_folders_globs_files_and_unique_names(images, monkeypatch):
-    monkeypatch.chdir(images)
-    found = find_images(["a", "b/*.png", "b/deep/x.bmp", "b"])
-    paths = [str(f.path) for f in found]
-    assert paths == ["a/notes.jpg", "a/part.png", "a/truncated.png", "b/part.png", "b/deep/x.bmp"]
-    assert [f.relative.as_posix() for f in found] == paths  # common root "." mirrors the tree
-    assert len({f.relative for f in found}) == len(found)
-    (deep,) = find_images([str(images / "b/deep/*.bmp")])
-    assert deep.relative == Path("x.bmp")
-    assert [f.relative.as_posix() for f in find_images(["**/part.png"])] == ["a/part.png", "b/part.png"]
-
-
-def test_outputs_are_named_by_stem_and_keep_the_suffix_only_where_two_inputs_share_a_stem(tmp_path):
-    for name in ("lot/a.png", "lot/a.jpg", "lot/b.bmp"):
-        _save(tmp_path / name, np.zeros((4, 4, 3), np.uint8))
-    found = {f.relative.as_posix(): f.output_stem.as_posix() for f in find_images([str(tmp_path / "lot")])}
-    assert found == {"a.jpg": "a.jpg", "a.png": "a.png", "b.bmp": "b"}
-
-
-def test_find_images_warns_on_nothing_and_leaves_out_the_output_folder(images, tmp_path):
-    with pytest.warns(UserWarning, match="no such file"):
-        assert find_images([str(tmp_path / "nowhere")]) == []
-    with pytest.warns(UserWarning, match="no image files"):
-        assert find_images([str(images / "*.tif")]) == []
-    _save(images / "out/heatmaps/part.png", np.zeros((4, 4, 3), np.uint8))
-    names = {f.relative.as_posix() for f in find_images([str(images)], exclude=images / "out")}
-    assert "b/part.png" in names and not any(n.startswith("out/") for n in names)
 
 
 @pytest.fixture(scope="module")

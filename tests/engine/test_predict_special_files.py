@@ -13,7 +13,7 @@ from PIL import Image
 
 from nipad.cli.main import main
 from nipad.data.image_io import image_header_size, load_image
-from nipad.engine.predict import find_images
+from nipad.engine.image_inputs import find_images
 from nipad.errors import DataError
 
 

@@ -68,7 +68,8 @@ def open_model(args: argparse.Namespace) -> tuple[Any, Calibration, torch.device
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from nipad.engine.predict import Skipped, find_images, predict, save_outputs, write_table
+    from nipad.engine.image_inputs import find_images
+    from nipad.engine.predict import Skipped, predict, save_outputs, write_table
     from nipad.utils.progress import progress
 
     out = Path(args.out)

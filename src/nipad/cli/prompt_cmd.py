@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nipad.engine.distributed import pick_device
-    from nipad.engine.predict import find_images
+    from nipad.engine.image_inputs import find_images
     from nipad.engine.prompts import add_prompts, check_class_name
     from nipad.engine.train_config import check_rate
 
