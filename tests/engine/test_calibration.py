@@ -71,44 +71,11 @@ def test_too_few_calibration_images_are_said_and_none_of_them_is_flagged():
     assert Calibration(0.01, {"many": many, ALL: many}, "test").too_few_note() is None
 
 
-def _f1(flagged: np.ndarray, labels: np.ndarray) -> float:
-    tp = (flagged & labels).sum()
-    return 2 * tp / (flagged.sum() + labels.sum()) if tp else 0.0
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_f1_threshold_is_the_brute_force_f1_maximum_under_above(seed):
-    from nipad.engine.calibration import above, f1_threshold
-
-    rng = np.random.default_rng(seed)
-    labels = rng.random(40) < 0.4
-    labels[0] = True
-    scores = np.round(rng.normal(size=40) + 1.5 * labels, 1)  # rounded: ties between images too
-    threshold, f1 = f1_threshold(scores, labels.astype(int))
-    # every possible split: below every score, and at each distinct score ("above it" flags the higher ones)
-    candidates = [scores.min() - 1, *np.unique(scores)]
-    best = max(_f1(above(scores, t), labels) for t in candidates)
-    assert f1 == pytest.approx(best) and _f1(above(scores, threshold), labels) == pytest.approx(best)
-
-
-def test_f1_threshold_lies_between_the_classes_when_they_separate():
-    from nipad.engine.calibration import f1_threshold
-
-    threshold, f1 = f1_threshold(np.array([0.1, 0.2, 0.3, 0.7, 0.9]), np.array([0, 0, 0, 1, 1]))
-    assert threshold == pytest.approx(0.5) and f1 == 1.0
-    low, _ = f1_threshold(np.array([2.0, 3.0]), np.array([1, 1]))  # all defects: flag everything
-    assert low < 2.0
-    with pytest.raises(ValueError, match="no defect"):
-        f1_threshold(np.array([1.0, 2.0]), np.array([0, 0]))
-
-
 def test_manual_image_thresholds_replace_the_calibrated_ones_and_map_to_one_half():
-    from nipad.engine.calibration import parse_thresholds
     from nipad.errors import ConfigError
 
     t = fit_thresholds(np.arange(10.0), np.ones((2, 4, 4)), 0.1)
     cal = Calibration(0.1, {"a": t, "b": t, ALL: t}, "x")
-    assert parse_thresholds(["3", "b=7.5", "x=y=1"]) == (3.0, {"b": 7.5, "x=y": 1.0})
     manual = cal.with_manual(["3", "b=7.5", "c=-1"], known=["c"])
     assert [manual.for_class(n).image_threshold for n in ("a", "b", "c", None)] == [3.0, 7.5, -1.0, 3.0]
     assert {x.method for x in manual.classes.values()} == {"manual"} and cal.classes["a"] == t  # a copy

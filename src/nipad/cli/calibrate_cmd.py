@@ -137,7 +137,8 @@ def _run_f1(args: argparse.Namespace, model: Any, samples: Sequence[Sample], old
     import numpy as np
     import torch
 
-    from nipad.engine.calibration import ALL, Calibration, above, f1_threshold, fit_thresholds, shown_class
+    from nipad.engine.calibration import ALL, Calibration, above, fit_thresholds, shown_class
+    from nipad.engine.threshold_methods import f1_threshold
     from nipad.engine.evaluate import infer
 
     defects = {s.class_name for s in samples if s.label == 1}
