@@ -15,7 +15,7 @@ from nipad.models.backbone import create_backbone
 from nipad.models.baselines.knn import Knn, KnnConfig
 from nipad.models.baselines.padim import Padim, PadimConfig
 from nipad.models.baselines.patchcore import PatchCore, PatchCoreConfig
-from nipad.models.baselines.template import ALL
+from nipad.runs.files import ALL
 from nipad.models.names import MODELS
 from nipad.models.onenip.detector import Detector
 from nipad.models.onenip.model_config import ModelConfig

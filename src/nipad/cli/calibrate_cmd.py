@@ -51,7 +51,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from nipad.engine.calibration import ALL, Calibration, calibrate
-    from nipad.engine.calibration import FILE as CALIBRATION
+    from nipad.runs.files import CALIBRATION
     from nipad.engine.distributed import pick_device
     from nipad.families import load_run
 

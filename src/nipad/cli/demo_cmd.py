@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nipad.runs.files import METRICS, REPORT
+
 if TYPE_CHECKING:
     from nipad.engine.train_config import TrainConfig
 
@@ -66,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     with torch.inference_mode():
         results, outputs = run_test(detector, data.test, meta={"run_dir": str(out), "data": "elpv"})
     print(format_table(results))
-    results.to_json(out / "metrics.json")
-    report = write_report(results, outputs, out / "report.html", title="nipad demo report")
+    results.to_json(out / METRICS)
+    report = write_report(results, outputs, out / REPORT, title="nipad demo report")
     classes = sorted({s.class_name for s in data.test})
     per_class = max(1, args.heatmaps // len(classes))
     shown = [s for c in classes for anomalous in (False, True)
@@ -79,5 +81,5 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(p, Prediction)]
     csv_path, _ = write_table(rows, out)
     print(f"  {len(rows)} heatmaps in {out / 'heatmaps'}, predictions in {csv_path}")
-    print(f"\nnipad demo: done in {time.time() - started:.0f} s; metrics in {out / 'metrics.json'}, report in {report}")
+    print(f"\nnipad demo: done in {time.time() - started:.0f} s; metrics in {out / METRICS}, report in {report}")
     return 0

@@ -22,6 +22,7 @@ from nipad.cli import (
 )
 from nipad.cli.common import CommandParser
 from nipad.errors import NipadError
+from nipad.runs.files import CONFIG, TRAIN_STATE
 
 COMMANDS = (demo_cmd, train_cmd, test_cmd, predict_cmd, calibrate_cmd, prompt_cmd, export_cmd, serve_cmd, data_cmd)
 
@@ -76,10 +77,10 @@ def _after_interrupt(args: argparse.Namespace) -> str:
     if args.command != "train":
         return "every file already written is complete (all are written atomically); rerun the command to finish"
     out = Path(args.out)
-    if not (out / "train_state.pt").is_file():  # what a resumable training writes with each checkpoint
+    if not (out / TRAIN_STATE).is_file():  # what a resumable training writes with each checkpoint
         return f"no checkpoint had been written to {out} yet (rerun the same command to start again)"
     try:
-        epochs = int(json.loads((out / "config.json").read_text(encoding="utf-8")).get("epochs_done", 0))
+        epochs = int(json.loads((out / CONFIG).read_text(encoding="utf-8")).get("epochs_done", 0))
     except (OSError, ValueError, TypeError, AttributeError):
         epochs = 0
     return (f"the last checkpoint{f' (epoch {epochs})' if epochs else ''} in {out} is intact (rerun the same command "

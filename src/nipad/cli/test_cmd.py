@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nipad.cli.common import add_data_args, add_threshold_arg, open_data
+from nipad.runs.files import METRICS, REPORT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"nipad: skipped {len(outputs.skipped)} unreadable test image(s):")
         for path, reason in outputs.skipped[:20]:
             print(f"  {path}: {reason}")
-    out = Path(args.json) if args.json else Path(args.run_dir) / "metrics.json"
+    out = Path(args.json) if args.json else Path(args.run_dir) / METRICS
     if unseen and not args.json and not args.overwrite_metrics:
         print(f"nipad: results not written to {out} (nor report.html), which are for the classes the run was "
               f"trained on. Fix: --json PATH to save these results elsewhere, or --overwrite-metrics to write them "
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     results.to_json(out)
     print(f"nipad: results written to {out}")
-    print(f"nipad: report written to {write_report(results, outputs, out.parent / 'report.html')}")
+    print(f"nipad: report written to {write_report(results, outputs, out.parent / REPORT)}")
     return 0
 
 
@@ -92,7 +93,7 @@ def _unseen_classes(args: argparse.Namespace, info: Any, calibration: Any, sampl
 
 def _calibration(args: argparse.Namespace, info: Any) -> Any:
     """The run's Calibration with any --threshold applied; None when the run has none (and none is given)."""
-    from nipad.engine.calibration import FILE as CALIBRATION
+    from nipad.runs.files import CALIBRATION
     from nipad.engine.calibration import Calibration
     from nipad.errors import ConfigError
 

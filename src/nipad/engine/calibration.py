@@ -32,14 +32,13 @@ import torch
 from nipad.data.sample import Sample
 from nipad.runs import integrity
 from nipad.engine.threshold_methods import parse_thresholds
+from nipad.runs.files import ALL, CALIBRATION as FILE  # ALL: users see POOLED instead (`shown_class`)
 from nipad.errors import CheckpointError, ConfigError, DataError
 from nipad.utils.io import read_json
 
 if TYPE_CHECKING:  # the ONNX runner reads calibrations without any model code
     from nipad.models.output import AnomalyModel
 
-FILE = "calibration.json"
-ALL = "__all__"  # the pooled entry's key in calibration.json; users see POOLED instead (`shown_class`)
 POOLED = "all classes (pooled)"
 TOLERANCE = 1e-6  # relative; see the module docstring
 METHODS = {"rate": "false-alarm rate on normal images", "f1": "F1-max on labelled test images",

@@ -25,7 +25,6 @@ from torch import nn
 
 from nipad import __version__
 from nipad.runs import integrity
-from nipad.engine.calibration import FILE as CALIBRATION_FILE
 from nipad.engine.calibration import Calibration
 from nipad.errors import CheckpointError, ConfigError
 from nipad.export import DEFAULT_OPSET, check_opset
@@ -36,6 +35,7 @@ from nipad.models.anomalysd.config import MODEL as ANOMALYSD
 from nipad.models.onenip.detector import Detector
 from nipad.models.baselines.template import PatchBaseline
 from nipad.models.output import AnomalyModel
+from nipad.runs.files import CALIBRATION
 from nipad.utils.io import atomic_write, atomic_write_json
 
 
@@ -151,7 +151,7 @@ def compare(graph: nn.Module, onnx_path: Path, images: np.ndarray) -> dict[str, 
 def sidecar(graph: Any, run_dir: str | Path | None, opset: int, diffs: dict[str, Any]) -> dict[str, Any]:
     size = graph.image_size
     calibration = None
-    if run_dir is not None and (Path(run_dir) / CALIBRATION_FILE).is_file():
+    if run_dir is not None and (Path(run_dir) / CALIBRATION).is_file():
         calibration = Calibration.load(run_dir).to_dict()
     return {
         "format": FORMAT, "nipad_version": __version__, "model": graph.model_name, "image_size": size,

@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 
 from nipad.runs import integrity
+from nipad.runs.files import TRAIN_STATE as STATE
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.anomalysd.finetune import STAGES, StageStart
 
-STATE = "train_state.pt"
 
 
 def shots_digest(shots: Tensor, owners: Tensor) -> str:

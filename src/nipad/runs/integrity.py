@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nipad.errors import CheckpointError
+from nipad.runs.files import CONFIG
 from nipad.runs.journal import JOURNAL, PENDING, Update, settle, update
 from nipad.runs.locking import LOCK, run_lock
 from nipad.runs.manifest import MANIFEST, RUN_FILES, SEALED, check_finite, digest, read_manifest
@@ -130,12 +131,12 @@ def _refuse_unsealed(run_dir: Path) -> None:
     """CheckpointError when RUN_DIR has no manifest but its config.json records that it was written with one (the
     manifest was deleted or replaced); a run from before manifests passes (its readers warn)."""
     try:
-        sealed = read_json(run_dir / "config.json").get(SEALED) is True
+        sealed = read_json(run_dir / CONFIG).get(SEALED) is True
     except (OSError, ValueError, AttributeError):  # config.json's own reader says what is wrong with it
         return
     if sealed:
         manifest = run_dir / MANIFEST
         raise CheckpointError(f"{manifest} {'is not a file' if manifest.exists() else 'is missing'}, but "
-                              f"{run_dir / 'config.json'} records that the run was written with one: the run was "
+                              f"{run_dir / CONFIG} records that the run was written with one: the run was "
                               f"damaged or edited, and its files cannot be checked. Fix: restore the run (or its "
                               f"{MANIFEST}) from a backup, or retrain it")

@@ -18,12 +18,10 @@ from typing import Any
 import torch
 
 from nipad.errors import CheckpointError
+from nipad.runs.files import MANIFEST, RUN_FILES
 from nipad.utils.io import read_json
 
-MANIFEST = "manifest.json"
 FORMAT = "nipad-manifest/1"
-# the files of a run that nipad reads back (metrics.json and report.html are outputs, never read)
-RUN_FILES = ("config.json", "model.safetensors", "calibration.json", "train_state.pt", "trained_images.json")
 SEALED = "sealed"  # config.json's key (True) for a run written with a manifest: one that lost it is refused
 
 

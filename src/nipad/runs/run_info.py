@@ -22,11 +22,11 @@ from safetensors.torch import load_file
 
 from nipad import __version__
 from nipad.runs import integrity
+from nipad.runs.files import CONFIG, WEIGHTS
 from nipad.errors import CheckpointError, NipadError
 from nipad.models.names import RECONSTRUCTION
 from nipad.utils.io import read_json
 
-CONFIG, WEIGHTS = "config.json", "model.safetensors"
 
 
 class ModelSettings(Protocol):

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from nipad.data.sample import Sample
 from nipad.runs import integrity
+from nipad.runs.files import TRAINED_IMAGES as FILE
 from nipad.errors import CheckpointError
 from nipad.utils.io import read_json
 
-FILE = "trained_images.json"
 FORMAT = "nipad-trained-images/1"
 DIGITS = 16
 

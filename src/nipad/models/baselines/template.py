@@ -17,12 +17,11 @@ from torchvision.transforms.functional import gaussian_blur
 
 from nipad.errors import ConfigError, DataError
 from nipad.models.backbone import Backbone, create_backbone
+from nipad.models.image_size import check_image_size
 from nipad.models.names import MODES, SEED
 from nipad.models.output import ModelOutput, module_device
 from nipad.models.prompt_pool import descriptor
 from nipad.settings_base import Settings
-
-ALL = "__all__"
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,7 @@ class BaselineConfig(Settings):
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"unknown --mode {self.mode!r}; choose one of {', '.join(MODES)}")
-        if self.image_size % 16 or self.image_size < 64:
-            raise ConfigError(f"--image-size must be a multiple of 16 and >= 64, got {self.image_size}")
+        check_image_size(self.image_size)
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -137,7 +135,7 @@ class PatchBaseline(nn.Module):
                 count += len(images)
                 yield emb
             if count == 0:
-                where = "any class" if group == ALL else f"class {group!r}"
+                where = "any class" if self.config.mode == "unified" else f"class {group!r}"
                 raise DataError(f"no readable training image for {where}: {self.config.model} has nothing to fit")
 
         self.groups = []

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nipad.errors import ConfigError
+from nipad.models.image_size import check_image_size
 from nipad.models.names import NECKS
 from nipad.settings_base import Settings
 
@@ -71,8 +72,7 @@ authors', or `pooled`). `restoration` and `refiner` switch OneNIP's two extra st
             raise ConfigError(f"unknown neck {self.neck!r}; choose one of {', '.join(NECKS)}")
         if self.decoder not in DECODERS:
             raise ConfigError(f"unknown decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
-        if self.image_size % 16 or self.image_size < 64:
-            raise ConfigError(f"--image-size must be a multiple of 16 and >= 64, got {self.image_size}")
+        check_image_size(self.image_size)
         if not 0.0 <= self.fusion_weight <= 1.0:
             raise ConfigError(f"--fusion-weight must be in [0, 1], got {self.fusion_weight}")
         if self.fusion not in FUSIONS:
