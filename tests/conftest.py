@@ -99,10 +99,10 @@ def untrained_onenip_run(tiny_mvtec, tmp_path_factory) -> Path:
 
     from nipad.data import load_image, open_dataset
     from nipad.engine.calibration import calibrate
+    from nipad.models.onenip.detector import Detector
+    from nipad.models.onenip.model_config import preset
     from nipad.runs.checkpoint import save_model
     from nipad.runs.run_info import RunInfo
-    from nipad.models.onenip.model_config import preset
-    from nipad.models.onenip.detector import Detector
 
     torch.manual_seed(0)
     config = preset("cpu", "onenip", image_size=64)

@@ -10,9 +10,9 @@ import pytest
 from nipad.cli.main import main
 from nipad.data import open_dataset
 from nipad.engine.calibration import ALL, Calibration
+from nipad.engine.evaluate import infer
 from nipad.engine.threshold_methods import f1_threshold
 from nipad.runs.checkpoint import load_detector
-from nipad.engine.evaluate import infer
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import shutil
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from nipad.cli.main import main
 from nipad.data import load_image
 from nipad.engine.calibration import Calibration
 from nipad.errors import DataError
+
 from refusal import last_error
 
 

@@ -13,6 +13,7 @@ import torch
 from nipad.cli.main import main
 from nipad.export import MAX_OPSET, MIN_OPSET
 from nipad.families import registry
+
 from refusal import last_error
 
 

@@ -49,8 +49,8 @@ def test_nipad_data_imports_no_torch(tiny_mvtec):
 
 
 def test_the_light_names_are_the_ones_the_models_use():
-    from nipad.models.neck import NECKS
     from nipad.models.baselines.template import MODES
+    from nipad.models.neck import NECKS
 
-    assert names.MODELS == tuple(all_models())
+    assert tuple(all_models()) == names.MODELS
     assert NECKS is names.NECKS and MODES is names.MODES

@@ -9,7 +9,8 @@ import pytest
 
 from nipad.data import ClassCounts, open_dataset
 
-MAGNETIC_TILE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "magnetic_tile"  # shared/ beside the repo
+# shared/ beside the repo
+MAGNETIC_TILE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "magnetic_tile"
 
 
 @pytest.mark.skipif(not MAGNETIC_TILE.is_dir(), reason=f"real data not here: {MAGNETIC_TILE}")

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from nipad.data import open_dataset
-from nipad.runs import checkpoint
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
 from nipad.engine.train_config import train_preset
 from nipad.engine.trainer import Trainer
 from nipad.models.onenip.model_config import preset
+from nipad.runs import checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,14 @@ from safetensors.torch import load_file
 
 from nipad.cli.main import main
 from nipad.data import load_image, open_dataset
-from nipad.runs import integrity
 from nipad.engine.calibration import Calibration
-from nipad.families import load_run
 from nipad.errors import CheckpointError
+from nipad.families import load_run
 from nipad.models.anomalysd.config import AnomalySDConfig
 from nipad.models.anomalysd.inference import unet_evaluations
 from nipad.models.anomalysd.pipeline import load_sd
 from nipad.models.lpips.network import LPIPS
+from nipad.runs import integrity
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

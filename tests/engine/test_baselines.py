@@ -13,8 +13,8 @@ from nipad.cli.main import main
 from nipad.data import load_image, open_dataset
 from nipad.engine.calibration import Calibration
 from nipad.engine.evaluate import run_test
-from nipad.families import load_run
 from nipad.errors import DataError
+from nipad.families import load_run
 
 RUNS = [(m, mode) for m in ("patchcore", "padim", "knn") for mode in ("separate", "unified")]
 

@@ -3,8 +3,8 @@ import pytest
 
 from nipad.data import open_dataset
 from nipad.engine.calibration import ALL, Calibration, fit_thresholds
-from nipad.runs.split import split_calibration
 from nipad.errors import CheckpointError
+from nipad.runs.split import split_calibration
 
 
 def test_thresholds_meet_the_false_alarm_rate_and_normalise_to_one_half():

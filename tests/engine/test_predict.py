@@ -11,7 +11,6 @@ from PIL import Image
 from scipy import ndimage
 
 from nipad.engine.calibration import ALL, Calibration, above
-from nipad.families import load_run
 from nipad.engine.image_inputs import find_images
 from nipad.engine.predict import (
     ImageInput,
@@ -24,6 +23,7 @@ from nipad.engine.predict import (
     write_table,
 )
 from nipad.errors import ConfigError
+from nipad.families import load_run
 from nipad.visualize import RED, overlay_heatmap
 
 

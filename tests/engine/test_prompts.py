@@ -4,15 +4,14 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from nipad.cli.main import main
 from nipad.data import open_dataset
 from nipad.engine.calibration import Calibration
-from nipad.runs.checkpoint import load_detector
 from nipad.engine.evaluate import batches
 from nipad.engine.prompts import add_prompts
 from nipad.errors import DataError
+from nipad.runs.checkpoint import load_detector
 
 
 @pytest.fixture()

@@ -4,15 +4,15 @@ import torch
 
 from nipad.data import open_dataset
 from nipad.data.image_io import load_image
-from nipad.runs import checkpoint
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
-from nipad.runs.run_info import WEIGHTS
 from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer import Trainer, lr_factor, schedule_steps
 from nipad.errors import CheckpointError, ConfigError, TrainingError
 from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.prompt_pool import central
+from nipad.runs import checkpoint
+from nipad.runs.run_info import WEIGHTS
 from nipad.runs.split import split_calibration
 
 CPU = Context(0, 1, torch.device("cpu"))

@@ -10,13 +10,14 @@ import torch
 
 from nipad.cli.main import main
 from nipad.engine.calibration import Calibration
-from nipad.families import load_run
 from nipad.errors import ConfigError
 from nipad.export import baseline_graph as graphs
 from nipad.export.onnx_export import export_onnx, inference_graph
 from nipad.export.onnx_runner import OnnxDetector
+from nipad.families import load_run
 from nipad.models.anomalysd.inference import AnomalySD
 from nipad.models.baselines.template import smooth_map
+
 from both_ways import predictions_both_ways
 
 MAP_TOL = 1e-4  # tests/export/test_export_onnx.py's

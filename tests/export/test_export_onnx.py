@@ -15,15 +15,16 @@ from PIL import Image
 from nipad.cli.main import main
 from nipad.data import decode_image_bytes
 from nipad.engine.calibration import Calibration
-from nipad.runs.checkpoint import load_detector
 from nipad.errors import ConfigError
 from nipad.export.graph import InferenceGraph, resize_images
 from nipad.export.onnx_export import GRAPHS, export_onnx
 from nipad.export.onnx_runner import OnnxDetector
 from nipad.models.names import MODELS
-from nipad.models.onenip.model_config import preset
-from nipad.models.onenip.matching import prompt_tokens
 from nipad.models.onenip.detector import Detector
+from nipad.models.onenip.matching import prompt_tokens
+from nipad.models.onenip.model_config import preset
+from nipad.runs.checkpoint import load_detector
+
 from both_ways import predictions_both_ways
 
 MAP_TOL = 1e-4

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import toy_family
 
 from nipad.cli.main import main
 from nipad.errors import ConfigError
@@ -23,6 +22,8 @@ from nipad.families import (
 from nipad.models.onenip.detector import Detector
 from nipad.runs import integrity
 from nipad.runs.run_info import CONFIG
+
+import toy_family
 
 
 def test_every_model_belongs_to_exactly_one_family():

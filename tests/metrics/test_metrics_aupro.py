@@ -74,7 +74,7 @@ def test_regions_are_eight_connected() -> None:
 
 
 def test_perfect_maps_score_one() -> None:
-    maps, masks = random_maps_and_masks(3, None)
+    _, masks = random_maps_and_masks(3, None)
     assert aupro(masks.astype(np.float32), masks) == pytest.approx(1.0)
 
 

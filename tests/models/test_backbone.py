@@ -52,7 +52,8 @@ def test_lite0_features_shapes_and_normalisation(lite0):
 
 
 def test_truncated_features_equal_timm_features_only_on_normalised_input(lite0):
-    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(0, 1, 2, 3))
+    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True,
+                                  out_indices=(0, 1, 2, 3))
     mapped = load_timm_state_dict("tf_efficientnet_lite0", lite_weights_path("lite0"))
     reference.load_state_dict({k: v for k, v in mapped.items() if k in reference.state_dict()})
     reference.eval()

@@ -1,4 +1,5 @@
-"""The input-size rule (multiple of 16, at least 64), written once and applied by OneNIP's and the baselines' configs."""
+"""The input-size rule (multiple of 16, at least 64), written once and applied by OneNIP's and the baselines'
+configs."""
 
 import pytest
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from nipad.models.backbone import create_backbone
 from nipad.errors import ConfigError
+from nipad.models.backbone import create_backbone
 from nipad.models.neck import MFCN, FeatureExtractor, PooledNeck, create_neck
 
 

@@ -15,12 +15,12 @@ from nipad.models.backbone import create_backbone
 from nipad.models.baselines.knn import Knn, KnnConfig
 from nipad.models.baselines.padim import Padim, PadimConfig
 from nipad.models.baselines.patchcore import PatchCore, PatchCoreConfig
-from nipad.runs.files import ALL
 from nipad.models.names import MODELS
 from nipad.models.onenip.detector import Detector
 from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.output import AnomalyModel, module_device
 from nipad.models.prompt_pool import PromptPool
+from nipad.runs.files import ALL
 
 SIZE = 64
 TINY = dict(image_size=SIZE, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1, ffn_dim=64,
@@ -45,8 +45,8 @@ def _baseline(name: str) -> nn.Module:
 def _anomalysd(tiny_sd) -> nn.Module:
     config = AnomalySDConfig(sd_model=str(tiny_sd), shots=1, image_size=SIZE, steps=3, scales=(1,), perceptual="lite0")
     stages = BackboneStages(create_backbone("lite0"))
-    return build_model(config, load_sd(tiny_sd), {"dots": ["a photo of dots"]}, IMAGES[:1], torch.zeros(1, dtype=torch.long),
-                       ["dots"], "cpu", perceptual=stages)
+    return build_model(config, load_sd(tiny_sd), {"dots": ["a photo of dots"]}, IMAGES[:1],
+                       torch.zeros(1, dtype=torch.long), ["dots"], "cpu", perceptual=stages)
 
 
 @pytest.fixture(params=MODELS)

@@ -14,12 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from live import serving
-from nipad.runs.checkpoint import load_detector, save_model
 from nipad.errors import ConfigError
+from nipad.runs.checkpoint import load_detector, save_model
 from nipad.serve.app import create_app
 from nipad.serve.service import InspectionService
 from nipad.serve.settings import ServeSettings
+
+from live import serving
 
 
 def _png(seed: int) -> bytes:

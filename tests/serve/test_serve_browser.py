@@ -11,17 +11,17 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from live import free_port, serving
 from nipad.serve.app import create_app
 from nipad.serve.service import InspectionService
 from nipad.serve.settings import ServeSettings
+
+from live import free_port, serving
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",

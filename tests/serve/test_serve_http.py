@@ -27,9 +27,8 @@ from PIL import Image
 from nipad.cli.main import main
 from nipad.data import load_image
 from nipad.engine.calibration import Calibration, above
-from nipad.runs.checkpoint import load_detector
 from nipad.engine.predict import ImageInput, predict
-
+from nipad.runs.checkpoint import load_detector
 
 TOKEN = "test-write-token-0123456789"
 WRITE = {"Authorization": f"Bearer {TOKEN}"}

@@ -27,8 +27,8 @@ def test_rect_without_jitter_pastes_an_exact_crop_of_the_image(noise_image, seed
     block = out[y0:y1, x0:x1]
     h, w = block.shape[:2]
     H, W = noise_image.shape[:2]
-    sources = [(t, l) for t in range(H - h + 1) for l in range(W - w + 1)
-               if np.array_equal(noise_image[t : t + h, l : l + w], block)]
+    sources = [(top, left) for top in range(H - h + 1) for left in range(W - w + 1)
+               if np.array_equal(noise_image[top : top + h, left : left + w], block)]
     assert len(sources) == 1
 
 

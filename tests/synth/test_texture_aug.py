@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from nipad.synth import TEXTURE_OPS, augment_texture
-from nipad.synth import texture_aug
+from nipad.synth import TEXTURE_OPS, augment_texture, texture_aug
 
 
 @pytest.fixture

@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Under the run's writer lock (nipad.runs.integrity.update), so the thresholds are merged into the
     calibration on disk as it is now, and written with the model as it is now."""
-    from nipad.runs import integrity
     from nipad.engine.train_config import check_rate
+    from nipad.runs import integrity
 
     check_rate(args.false_alarm_rate)  # 0 is refused, never read as "the run's rate"
     with integrity.update(args.run_dir):
@@ -51,9 +51,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     import torch
 
     from nipad.engine.calibration import ALL, Calibration, calibrate
-    from nipad.runs.files import CALIBRATION
     from nipad.engine.distributed import pick_device
     from nipad.families import load_run
+    from nipad.runs.files import CALIBRATION
 
     model, info = load_run(args.run_dir, pick_device(args.device))
     has_old = (Path(args.run_dir) / CALIBRATION).is_file()  # a run without normal images (0-shot) has none yet
@@ -87,8 +87,8 @@ def _not_trained_on(args: argparse.Namespace, info: Any, samples: list[Sample]) 
     be checked: a warning says so."""
     import warnings
 
-    from nipad.runs import trained_images
     from nipad.errors import DataError
+    from nipad.runs import trained_images
 
     trained = trained_images.trained_among(args.run_dir, samples)
     if trained is None:
@@ -138,8 +138,8 @@ def _run_f1(args: argparse.Namespace, model: Any, samples: Sequence[Sample], old
     import torch
 
     from nipad.engine.calibration import ALL, Calibration, above, fit_thresholds, shown_class
-    from nipad.engine.threshold_methods import f1_threshold
     from nipad.engine.evaluate import infer
+    from nipad.engine.threshold_methods import f1_threshold
 
     defects = {s.class_name for s in samples if s.label == 1}
     lacking = sorted({s.class_name for s in samples} - defects)

@@ -45,13 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from nipad.data.elpv import read_elpv
     from nipad.engine import distributed
     from nipad.engine.calibration import Calibration
-    from nipad.runs.checkpoint import load_detector
     from nipad.engine.evaluate import run_test
     from nipad.engine.predict import ImageInput, Prediction, predict, save_outputs, write_table
     from nipad.engine.trainer import Trainer
     from nipad.metrics import format_table
     from nipad.models.onenip.model_config import preset
     from nipad.report import write_report
+    from nipad.runs.checkpoint import load_detector
 
     started = time.time()
     ctx = distributed.setup()

@@ -18,11 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nipad.families import load_run
-    from nipad.runs.run_info import read_family
     from nipad.errors import ConfigError
     from nipad.export.onnx_export import ANOMALYSD_REFUSAL, export_onnx
+    from nipad.families import load_run
     from nipad.models.anomalysd.config import MODEL as ANOMALYSD
+    from nipad.runs.run_info import read_family
 
     check_opset(args.opset)  # before the model loads
     if read_family(args.run_dir) == ANOMALYSD:  # refused before its multi-GB model loads

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     from nipad.engine.distributed import pick_device
     from nipad.engine.evaluate import format_operating_points, operating_points, run_test
-    from nipad.families import load_run
     from nipad.errors import ConfigError
+    from nipad.families import load_run
     from nipad.metrics import format_table
     from nipad.report import write_report
 
@@ -93,9 +93,9 @@ def _unseen_classes(args: argparse.Namespace, info: Any, calibration: Any, sampl
 
 def _calibration(args: argparse.Namespace, info: Any) -> Any:
     """The run's Calibration with any --threshold applied; None when the run has none (and none is given)."""
-    from nipad.runs.files import CALIBRATION
     from nipad.engine.calibration import Calibration
     from nipad.errors import ConfigError
+    from nipad.runs.files import CALIBRATION
 
     if not (Path(args.run_dir) / CALIBRATION).is_file():
         if args.threshold:

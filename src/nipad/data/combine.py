@@ -45,7 +45,7 @@ def _labels(datasets: Sequence[Dataset]) -> list[str]:
         group = [i for i, n in enumerate(names) if n == shared]
         twins = [roots[i] for i in group]
         common = Path(os.path.commonpath([str(r) for r in twins]))
-        for scheme in (lambda r: r.name, lambda r: r.relative_to(common).parts[0] if r != common else "", str):
+        for scheme in (lambda r: r.name, lambda r, c=common: r.relative_to(c).parts[0] if r != c else "", str):
             candidates = [str(scheme(r)) for r in twins]
             if all(candidates) and len(set(candidates)) == len(candidates):
                 break

@@ -22,11 +22,15 @@ def elpv_root() -> Path:
     try:
         import elpv_dataset
     except ImportError as err:
-        raise DataError("the ELPV data set is not installed; run `scripts/setup.sh` (it installs elpv-dataset)") from err
+        raise DataError(
+            "the ELPV data set is not installed; run `scripts/setup.sh` (it installs elpv-dataset)"
+        ) from err
     return Path(elpv_dataset.__file__).parent / "data"
 
 
-def read_elpv(root: Path | None = None, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Dataset:
+def read_elpv(
+    root: Path | None = None, n_train: int | None = None, n_test: int | None = None, seed: int = 0
+) -> Dataset:
     """Per class, `n_train` normal cells for training and `n_test` normal + `n_test` anomalous cells for testing
     (all remaining cells when None), drawn with `seed`; the train and test cells never overlap."""
     root = root or elpv_root()

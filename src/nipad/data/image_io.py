@@ -15,8 +15,8 @@ import io
 import os
 import stat
 import warnings
-from typing import BinaryIO
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps

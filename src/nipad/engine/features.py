@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 from nipad.data.image_io import load_image
 from nipad.data.sample import Sample
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
-from nipad.runs.feature_cache import FeatureCache
 from nipad.models.neck import FeatureExtractor
+from nipad.runs.feature_cache import FeatureCache
 from nipad.synth import FolderTextures, ImageBankTextures, PseudoAnomaly
 
 BANK_DTYPE = torch.float16

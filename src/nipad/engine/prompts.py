@@ -10,11 +10,11 @@ import torch
 
 from nipad.data.image_io import load_image
 from nipad.data.sample import NORMAL, Sample
-from nipad.runs import checkpoint, integrity
 from nipad.engine.calibration import Calibration, calibrate
 from nipad.engine.train_config import check_rate
 from nipad.errors import ConfigError, DataError
 from nipad.models.prompt_pool import central
+from nipad.runs import checkpoint, integrity
 
 CLASS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 

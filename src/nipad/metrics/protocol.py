@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from nipad.errors import DataError
-from nipad.utils.io import atomic_write_text
 from nipad.metrics.aupro import aupro_from_ranking
 from nipad.metrics.curves import (
     as_binary,
@@ -25,6 +24,7 @@ from nipad.metrics.curves import (
     f1_max_from_counts,
     rank,
 )
+from nipad.utils.io import atomic_write_text
 
 IMAGE_METRICS = ("image_auroc", "image_ap", "image_f1max")
 PIXEL_METRICS = ("pixel_auroc", "pixel_ap", "pixel_f1max", "pixel_aupro")

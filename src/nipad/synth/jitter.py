@@ -9,7 +9,7 @@ from nipad.synth._image import check_rgb, to_array, to_pil
 def _adjust_hue(image: Image.Image, hue_factor: float) -> Image.Image:
     """Rotate the hue by `hue_factor` turns (in [-0.5, 0.5]) in PIL's 8-bit HSV, as torchvision does."""
     hue, sat, val = image.convert("HSV").split()
-    shifted = (np.asarray(hue, dtype=np.uint8).astype(np.int16) + int(round(hue_factor * 255))) % 256
+    shifted = (np.asarray(hue, dtype=np.uint8).astype(np.int16) + round(hue_factor * 255)) % 256
     hue = Image.fromarray(shifted.astype(np.uint8))
     return Image.merge("HSV", (hue, sat, val)).convert("RGB")
 
@@ -36,8 +36,5 @@ def color_jitter(
     }
     pil = to_pil(image)
     for name in rng.permutation(list(factors)):
-        if name == "hue":
-            pil = _adjust_hue(pil, factors[name])
-        else:
-            pil = enhancers[name](pil).enhance(factors[name])
+        pil = _adjust_hue(pil, factors[name]) if name == "hue" else enhancers[name](pil).enhance(factors[name])
     return to_array(pil)

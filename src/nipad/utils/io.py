@@ -21,7 +21,8 @@ def _umask() -> int:
     return mask
 
 
-FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file: mkstemp's temporary files are 0600 whatever the umask
+# What open() would give a new file: mkstemp's temporary files are 0600 whatever the umask.
+FILE_MODE = 0o666 & ~_umask()
 
 
 def make_dir(path: str | Path) -> Path:

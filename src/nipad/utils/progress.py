@@ -8,6 +8,7 @@ is made here.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -68,10 +69,8 @@ class StageLine(Generic[T]):
             return
         self.closed = True
         if not self.quiet and self.stream is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # a closed or broken log stream never stops the work
                 print(self.line(), file=self.stream, flush=True)
-            except (OSError, ValueError):  # a closed or broken log stream never stops the work
-                pass
 
     def __enter__(self) -> StageLine[T]:
         return self

@@ -37,7 +37,7 @@ def test_augmentations_move_the_foreground_with_the_image():
     for _ in range(3):
         images, fgs = augment([0, 1])
         assert images.shape == (2, 3, 64, 64) and fgs.shape == (2, 64, 64) and fgs.dtype == torch.bool
-        assert 0 <= images.min() and images.max() <= 1
+        assert images.min() >= 0 and images.max() <= 1
         bright = images[:, 0] > 0.4
         assert ((bright & fgs).sum() / (bright | fgs).sum()) > 0.85
 

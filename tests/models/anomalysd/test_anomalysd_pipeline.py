@@ -6,10 +6,11 @@ import os
 import shutil
 
 import pytest
-from anomalysd_tiny_sd import save_tiny_sd
 
 from nipad.errors import ConfigError
 from nipad.models.anomalysd.pipeline import load_sd
+
+from anomalysd_tiny_sd import save_tiny_sd
 
 
 def test_loads_the_parts_offline_and_frozen(tiny_sd):

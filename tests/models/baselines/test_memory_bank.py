@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from nipad.models.baselines.memory_bank import gather_rows, greedy_coreset, nearest_neighbours, project, random_projection
+from nipad.models.baselines.memory_bank import (
+    gather_rows,
+    greedy_coreset,
+    nearest_neighbours,
+    project,
+    random_projection,
+)
 from nipad.models.baselines.patchcore import coreset_size, reweighted_score
 
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from lpips_reference import distortions, photo, reference_lpips
 
 from nipad.models.anomalysd.perceptual import distance_map
 from nipad.models.lpips.network import LPIPS, alexnet_features
 from nipad.models.lpips.weights import load_weights
+
+from lpips_reference import distortions, photo, reference_lpips
 
 
 @pytest.fixture(scope="module")

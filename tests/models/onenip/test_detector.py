@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from nipad.errors import ConfigError
-from nipad.models.onenip.model_config import ModelConfig, preset
 from nipad.models.onenip.detector import Detector, image_score
+from nipad.models.onenip.model_config import ModelConfig, preset
 
 TINY = dict(image_size=64, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1, ffn_dim=64, refiner_channels=16)
 

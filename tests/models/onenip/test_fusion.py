@@ -26,9 +26,10 @@ def test_maps_that_detect_the_pseudo_anomalies_are_averaged_and_a_map_at_chance_
 
 def test_each_map_is_standardised_on_the_normal_images():
     normal = [_maps(30, False, True, 0) * 100 + 7, _maps(30, False, True, 1)]
-    fit = fit_fusion(normal + [None], [_maps(30, True, True, 2) * 100 + 7, _maps(30, True, True, 3), None], pool=4)
+    fit = fit_fusion([*normal, None], [_maps(30, True, True, 2) * 100 + 7, _maps(30, True, True, 3), None], pool=4)
     assert fit.weights.tolist() == pytest.approx([0.5, 0.5, 0.0])
-    assert fit.shift[0] == pytest.approx(float(normal[0].mean())) and fit.shift[1] == pytest.approx(float(normal[1].mean()))
+    assert fit.shift[0] == pytest.approx(float(normal[0].mean()))
+    assert fit.shift[1] == pytest.approx(float(normal[1].mean()))
     for i in range(2):  # one unit = the normal images' 90th-percentile score, whatever the map's own scale
         peaks = image_score((normal[i] - fit.shift[i]) / fit.scale[i], 4)
         assert torch.quantile(peaks, 0.9) == pytest.approx(1.0, abs=1e-5)
@@ -36,7 +37,8 @@ def test_each_map_is_standardised_on_the_normal_images():
 
 def test_fuse_skips_absent_maps():
     a = torch.ones(1, 1, 2, 2)
-    out = fuse([a, None, 3 * a], torch.tensor([0.5, 0.2, 0.5]), torch.tensor([1.0, 0.0, 1.0]), torch.tensor([1.0, 1.0, 2.0]))
+    weights, shift, scale = torch.tensor([0.5, 0.2, 0.5]), torch.tensor([1.0, 0.0, 1.0]), torch.tensor([1.0, 1.0, 2.0])
+    out = fuse([a, None, 3 * a], weights, shift, scale)
     assert torch.allclose(out, torch.full_like(a, 0.5))
 
 

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from nipad.models.onenip.model_config import ModelConfig, preset
 from nipad.models.onenip.losses import dice_loss
-from nipad.models.onenip.objective import Objective
+from nipad.models.onenip.model_config import ModelConfig, preset
 from nipad.models.onenip.network import ReconstructionNet, feature_jitter
+from nipad.models.onenip.objective import Objective
 
 SMALL = dict(image_size=64, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1, ffn_dim=64,
              refiner_channels=8, neighbour_size=1)

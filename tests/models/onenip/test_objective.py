@@ -3,8 +3,8 @@
 import torch
 
 from nipad.models.onenip.model_config import preset
-from nipad.models.onenip.objective import Objective
 from nipad.models.onenip.network import ReconstructionNet
+from nipad.models.onenip.objective import Objective
 
 
 def test_bf16_autocast_loss_and_gradients_match_float32():

@@ -62,7 +62,9 @@ class AnomalySDConfig(Settings):
                                   f"the {self.steps} denoising steps (lambda * steps >= 1)")
         if not self.scales or any(k < 1 or k > self.image_size for k in self.scales) or len(set(self.scales)) < len(
                 self.scales):
-            raise ConfigError(f"--sd-scales must be distinct grid sizes between 1 and the image size, got {self.scales}")
+            raise ConfigError(
+                f"--sd-scales must be distinct grid sizes between 1 and the image size, got {self.scales}"
+            )
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.mask_batch < 1:

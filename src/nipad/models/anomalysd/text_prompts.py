@@ -47,7 +47,8 @@ def _read(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def load_prompt_table(extra: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """The shipped table with the user's file (if any) merged in: new classes added, prompts appended, names replaced."""
+    """The shipped table with the user's file (if any) merged in: new classes added, prompts appended, names
+    replaced."""
     table = _read(DEFAULT_FILE)
     if extra is not None:
         path = Path(extra)

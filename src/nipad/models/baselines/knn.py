@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from nipad.models.baselines.memory_bank import nearest_neighbours
-from nipad.models.neck import PooledNeck
 from nipad.models.baselines.template import BaselineConfig, PatchBaseline
+from nipad.models.neck import PooledNeck
 
 STRIDES = (8, 16)
 

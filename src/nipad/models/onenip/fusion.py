@@ -26,7 +26,8 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 MAPS = ("rec", "ref", "match")
-MIN_AUROC = 0.7  # a map (or the fused map) that tells held-out normals from pseudo anomalies no better than this is noise
+# A map (or the fused map) that tells held-out normals from pseudo anomalies no better than this is noise.
+MIN_AUROC = 0.7
 NORMAL_PEAK = 0.9  # the quantile of the normal images' scores that one standardised unit stands for
 
 

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from nipad.models.onenip.attention import LearnedPositionalEmbedding, init_xavier, neighbour_mask
 from nipad.models.onenip.bidirectional_decoder import BidirectionalDecoder
-from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.onenip.encoder import Encoder
+from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.onenip.refiner import Refiner
 from nipad.models.onenip.uniad_decoder import QueryDecoder
 

@@ -4,7 +4,8 @@ OneNIP: MSE(reconstruction, clean features) over the normal stream (reconstructi
 stream (restoration), + dice_weight * Dice(refiner, [0; pseudo-anomaly masks]). UniAD: the MSE of the normal
 stream alone. `bce_weight` > 0 (nipad's preset) adds a binary cross-entropy term on the same logits: its gradient
 at a pixel is p - t, which does not vanish when the sigmoid saturates, so a refiner pushed to an all-zero map is
-pulled back by the pseudo-anomaly pixels (the authors' Dice alone leaves it stuck there). Jitter touches every input token (query, synthetic, prompt) for OneNIP, query tokens for UniAD.
+pulled back by the pseudo-anomaly pixels (the authors' Dice alone leaves it stuck there). Jitter touches every input token (query, synthetic,
+prompt) for OneNIP, query tokens for UniAD.
 `dice_empty` (not trained on) is the Dice loss an all-zero refiner map would get on the same batch: the level a
 refiner that has not learned sits at.
 """
