@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from nipad.engine.trainer_finish import (
-    MAP_KEYS, detector_outputs, fused_scores, half_range, refiner_stalled, set_fusion,
+    MAP_KEYS,
+    detector_outputs,
+    fused_scores,
+    half_range,
+    refiner_stalled,
+    set_fusion,
 )
 from nipad.models.onenip.detector import Detector
 from nipad.models.onenip.model_config import ModelConfig

@@ -19,11 +19,10 @@ def test_an_update_writes_all_its_files_or_none(tmp_path):
         tx.write_file("calibration.json", lambda p: p.write_text("[]"))
         assert not (tmp_path / "config.json").exists()  # staged until the commit
     assert set(read_manifest(tmp_path)) == {"config.json", "calibration.json"} and not (tmp_path / PENDING).exists()
-    with pytest.raises(RuntimeError, match="stop"):
-        with update(tmp_path) as tx:
-            tx.write_file("config.json", lambda p: p.write_text('{"new": 1}'))
-            tx.forget("calibration.json")
-            raise RuntimeError("stop")
+    with pytest.raises(RuntimeError, match="stop"), update(tmp_path) as tx:
+        tx.write_file("config.json", lambda p: p.write_text('{"new": 1}'))
+        tx.forget("calibration.json")
+        raise RuntimeError("stop")
     assert (tmp_path / "config.json").read_text() == "{}" and (tmp_path / "calibration.json").is_file()
     with update(tmp_path) as tx:
         tx.forget("calibration.json")
@@ -31,9 +30,8 @@ def test_an_update_writes_all_its_files_or_none(tmp_path):
 
 
 def test_a_missing_run_is_an_error_unless_created_and_run_file_names_are_checked(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
-        with update(tmp_path / "nowhere"):
-            pass
+    with pytest.raises(CheckpointError, match="does not exist"), update(tmp_path / "nowhere"):
+        pass
     with update(tmp_path / "new", create=True) as tx:
         for name in (MANIFEST, ".lock", "../x", ""):
             with pytest.raises(CheckpointError, match="is not the name of a run file"):
@@ -62,7 +60,7 @@ def test_a_full_disk_is_one_clear_error_and_the_run_is_untouched(tmp_path):
         path.write_text("partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(OutputError, match="no space left on device writing .*config.json: free space and rerun"):
-        with update(tmp_path) as tx:
-            tx.write_file("config.json", full)
+    message = "no space left on device writing .*config.json: free space and rerun"
+    with pytest.raises(OutputError, match=message), update(tmp_path) as tx:
+        tx.write_file("config.json", full)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]

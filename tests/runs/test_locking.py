@@ -19,13 +19,12 @@ def _take(run_dir, then):
 
 def test_the_lock_is_reentrant_in_a_thread_and_makes_another_thread_wait(tmp_path):
     order: list[str] = []
-    with run_lock(tmp_path):
-        with run_lock(tmp_path):  # nested: no deadlock
-            other = threading.Thread(target=_take, args=(tmp_path, lambda: order.append("other")))
-            other.start()
-            other.join(0.3)
-            assert other.is_alive() and order == []  # waits while this thread holds the lock
-            order.append("first")
+    with run_lock(tmp_path), run_lock(tmp_path):  # nested: no deadlock
+        other = threading.Thread(target=_take, args=(tmp_path, lambda: order.append("other")))
+        other.start()
+        other.join(0.3)
+        assert other.is_alive() and order == []  # waits while this thread holds the lock
+        order.append("first")
     other.join(10)
     assert order == ["first", "other"] and (tmp_path / LOCK).is_file()
 
@@ -48,7 +47,6 @@ def test_another_process_holding_the_flock_is_waited_for_and_said_so(tmp_path, c
 
 def test_without_posix_file_locks_a_write_is_refused_clearly(tmp_path, monkeypatch):
     monkeypatch.setattr(locking, "fcntl", None)
-    with pytest.raises(OutputError, match="fcntl.flock"):
-        with run_lock(tmp_path / "other"):
-            pass
+    with pytest.raises(OutputError, match="fcntl.flock"), run_lock(tmp_path / "other"):
+        pass
     assert not (tmp_path / "other" / LOCK).exists()

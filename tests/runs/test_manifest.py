@@ -10,7 +10,14 @@ import torch
 
 from nipad.errors import CheckpointError
 from nipad.runs.manifest import (
-    FORMAT, MANIFEST, check_finite, current_files, entry, manifest_data, parse_files, read_manifest,
+    FORMAT,
+    MANIFEST,
+    check_finite,
+    current_files,
+    entry,
+    manifest_data,
+    parse_files,
+    read_manifest,
 )
 
 

@@ -13,13 +13,12 @@ from nipad.errors import ConfigError
 
 
 def f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(threshold, F1) maximising F1 when a score ABOVE the threshold (nipad.engine.calibration.above) is called a defect, from labelled
-    images: scores (N,) and labels (N,) with 1 = defect; ValueError without a defect image or on non-finite
-    scores. The candidates are sklearn's precision_recall_curve thresholds ("score >= t"); the one returned lies
-    halfway between the best t and the next lower score (below every score when t is the lowest), so that
-    `above` calls exactly the images scoring >= t defects (unless two scores lie within its float-noise
-    TOLERANCE of each other). Ties in F1 go to the lowest threshold (most defects
-    caught)."""
+    """(threshold, F1) maximising F1 when a score ABOVE the threshold (nipad.engine.calibration.above) is called a
+    defect, from labelled images: scores (N,) and labels (N,) with 1 = defect; ValueError without a defect image or
+    on non-finite scores. The candidates are sklearn's precision_recall_curve thresholds ("score >= t"); the one
+    returned lies halfway between the best t and the next lower score (below every score when t is the lowest), so
+    that `above` calls exactly the images scoring >= t defects (unless two scores lie within its float-noise
+    TOLERANCE of each other). Ties in F1 go to the lowest threshold (most defects caught)."""
     from sklearn.metrics import precision_recall_curve
 
     scores, labels = np.asarray(scores, dtype=np.float64).reshape(-1), np.asarray(labels).reshape(-1).astype(bool)
@@ -34,10 +33,7 @@ def f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     best = int(np.argmax(f1))
     t = float(candidates[best])
     lower = scores[scores < t]
-    if lower.size:
-        threshold = (t + float(lower.max())) / 2
-    else:
-        threshold = t - max(1.0, abs(t)) * 1e-3
+    threshold = (t + float(lower.max())) / 2 if lower.size else t - max(1.0, abs(t)) * 1e-3
     return threshold, float(f1[best])
 
 

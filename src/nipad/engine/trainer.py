@@ -20,11 +20,21 @@ from torch.utils.data import DataLoader, DistributedSampler
 from nipad.data.sample import Sample
 from nipad.engine.distributed import Context, barrier, native_bf16
 from nipad.engine.features import (
-    DecodedImages, SyntheticImages, default_cache_dir, feature_bank, synthetic_pool, texture_source,
+    DecodedImages,
+    SyntheticImages,
+    default_cache_dir,
+    feature_bank,
+    synthetic_pool,
+    texture_source,
 )
 from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer_finish import (
-    MIN_VALIDATION, build_token_bank, check_served, pseudo_anomalous, set_fusion, warn_stalled_refiner,
+    MIN_VALIDATION,
+    build_token_bank,
+    check_served,
+    pseudo_anomalous,
+    set_fusion,
+    warn_stalled_refiner,
 )
 from nipad.engine.training_set import TrainingSet, build_prompts, prompt_candidates, prompt_indices
 from nipad.errors import ConfigError
@@ -36,7 +46,6 @@ from nipad.runs.feature_cache import FeatureCache
 from nipad.runs.run_info import CONFIG, RunInfo, load_weights
 from nipad.synth import PseudoAnomaly
 from nipad.utils.progress import progress
-
 
 FEW_STEPS = 500  # fewer steps left the cpu preset barely trained: ELPV demo 180 steps image AUROC 57%, 720 steps 79%
 
@@ -74,7 +83,8 @@ class Trainer:
     """
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, run_dir: str | Path, ctx: Context,
-                 overwrite: bool = False, cache: FeatureCache | None = None, log=print, preset: str | None = None) -> None:
+                 overwrite: bool = False, cache: FeatureCache | None = None, log=print,
+                 preset: str | None = None) -> None:
         self.mcfg, self.tcfg, self.run_dir, self.ctx = model_config, train_config, Path(run_dir), ctx
         self.preset = preset  # the preset's name, kept in the run record so a user can see what ran
         self.overwrite, self.log = overwrite, log if ctx.is_main else (lambda *a, **k: None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +35,9 @@ Maps = dict[str, Tensor | None]
 
 
 def refiner_stalled(epoch_means: dict[str, float]) -> bool:
-    """Whether an epoch's mean Dice loss is at the level of an all-zero refiner map: a refiner stuck predicting nothing,
-    as seen with the cpu preset widened to hidden 256 (Dice loss 0.49-0.50 for 16 epochs, about 0.50 for an empty map)."""
+    """Whether an epoch's mean Dice loss is at the level of an all-zero refiner map: a refiner stuck predicting
+    nothing, as seen with the cpu preset widened to hidden 256 (Dice loss 0.49-0.50 for 16 epochs, about 0.50 for an
+    empty map)."""
     return "dice_empty" in epoch_means and epoch_means["dice"] > REFINER_STALLED * epoch_means["dice_empty"]
 
 
@@ -64,21 +65,36 @@ def detector_outputs(detector: Detector, features: Tensor, device: torch.device,
     no such map)."""
     parts: dict[str, list[Tensor]] = defaultdict(list)
     for start in range(0, len(features), BATCH):
-        out = detector.maps(features[start:start + BATCH].to(device).float())
+        out: Mapping[str, object] = detector.maps(features[start:start + BATCH].to(device).float())
         for key in keys:
-            if out.get(key) is not None:
-                parts[key].append(out[key].float().cpu())
+            value = out.get(key)
+            if isinstance(value, Tensor):
+                parts[key].append(value.float().cpu())
     return {key: torch.cat(parts[key]) if parts[key] else None for key in keys}
+
+
+def _rows(maps: Tensor | None, start: int, device: torch.device) -> Tensor | None:
+    return None if maps is None else maps[start:start + BATCH].to(device)
 
 
 @torch.no_grad()
 def fused_scores(detector: Detector, maps: Maps, device: torch.device) -> Tensor:
     """The image scores the detector serves (with its fusion as now set) from maps `detector_outputs` gave."""
+    rec = maps["rec_map"]
+    assert rec is not None, "every detector has a reconstruction map"
     scores = []
-    for start in range(0, len(maps["rec_map"]), BATCH):
-        part = [None if maps[k] is None else maps[k][start:start + BATCH].to(device) for k in MAP_KEYS]
-        scores.append(detector.fuse_maps(*part)["pred_score"].float().cpu())
+    for start in range(0, len(rec), BATCH):
+        out = detector.fuse_maps(rec[start:start + BATCH].to(device), _rows(maps["ref_map"], start, device),
+                                 _rows(maps["match_map"], start, device))
+        scores.append(out["pred_score"].float().cpu())
     return torch.cat(scores)
+
+
+def served_scores(detector: Detector, features: Tensor, device: torch.device) -> Tensor:
+    """The image scores the detector serves for `features`, by a detector pass (batches of BATCH)."""
+    scores = detector_outputs(detector, features, device, ("pred_score",))["pred_score"]
+    assert scores is not None, "every detector scores its images"
+    return scores
 
 
 def set_fusion(detector: Detector, normal: Tensor, pseudo: Tensor, device: torch.device,
@@ -102,12 +118,12 @@ def set_fusion(detector: Detector, normal: Tensor, pseudo: Tensor, device: torch
         return (fused_scores(detector, maps[0], device), fused_scores(detector, maps[1], device)), record
     if config.uses_refiner:  # c spans both sets, in the batches it was always taken over
         both = detector_outputs(detector, torch.cat([normal, pseudo]), device)
-        detector.fusion_scale.fill_(half_range(both["rec_map"]))
+        rec = both["rec_map"]
+        assert rec is not None, "every detector has a reconstruction map"
+        detector.get_buffer("fusion_scale").fill_(half_range(rec))
         scores = fused_scores(detector, both, device)
         return (scores[:len(normal)], scores[len(normal):]), None
-    normal_scores, pseudo_scores = (detector_outputs(detector, f, device, ("pred_score",))["pred_score"]
-                                    for f in (normal, pseudo))
-    return (normal_scores, pseudo_scores), None
+    return (served_scores(detector, normal, device), served_scores(detector, pseudo, device)), None
 
 
 def check_served(run_dir: Path, scores: tuple[Tensor, Tensor], info: RunInfo, judged: bool,

@@ -42,7 +42,7 @@ _warned: set[Path] = set()
 T = TypeVar("T")
 
 
-def write_file(run_dir: str | Path, name: str, write: Callable[[Path], None], fsync: bool = True) -> None:
+def write_file(run_dir: str | Path, name: str, write: Callable[[Path], object], fsync: bool = True) -> None:
     """Write RUN_DIR/name with `write(path)` and record its hash in the manifest, as part of the open update of the
     run (or as an update of its own)."""
     with update(run_dir, create=True) as tx:

@@ -54,7 +54,7 @@ class Update:
         self.removed: set[str] = set()
         self.committed = False
 
-    def write_file(self, name: str, write: Callable[[Path], None], fsync: bool = True) -> None:
+    def write_file(self, name: str, write: Callable[[Path], object], fsync: bool = True) -> None:
         """Stage RUN_DIR/name as written by `write(path)`; OutputError naming the file if it cannot be written
         (the run is left as it was)."""
         final = self.run_dir / _check_name(name)
@@ -233,7 +233,7 @@ def _disk_full(err: BaseException, folder: Path) -> bool:
         return False
 
 
-def _write_error(final: Path, err: Exception) -> OutputError | None:
+def _write_error(final: Path, err: BaseException) -> OutputError | None:
     """The OutputError for a failed write of `final`, or None for an error that is not about writing files."""
     if _disk_full(err, final.parent):
         return OutputError(f"no space left on device writing {final}: free space and rerun; the run is intact (its "
