@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from nipad import __version__
-from nipad.runs import integrity
 from nipad.engine.calibration import Calibration
 from nipad.errors import CheckpointError, ConfigError
 from nipad.export import DEFAULT_OPSET, check_opset
@@ -32,9 +31,10 @@ from nipad.export.baseline_graph import BaselineGraph, baseline_graph
 from nipad.export.graph import InferenceGraph
 from nipad.export.sidecar import FORMAT, INPUT, OUTPUTS, SEAL_KEY, sealed_digest, sidecar_path
 from nipad.models.anomalysd.config import MODEL as ANOMALYSD
-from nipad.models.onenip.detector import Detector
 from nipad.models.baselines.template import PatchBaseline
+from nipad.models.onenip.detector import Detector
 from nipad.models.output import AnomalyModel
+from nipad.runs import integrity
 from nipad.runs.files import CALIBRATION
 from nipad.utils.io import atomic_write, atomic_write_json
 

@@ -24,15 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from nipad.runs import integrity
 from nipad.engine.calibration import Calibration
 from nipad.engine.distributed import pick_device
-from nipad.families import load_run
 from nipad.engine.prompts import add_prompts
-from nipad.runs.run_info import RunInfo
 from nipad.errors import CheckpointError, NipadError
+from nipad.families import load_run
 from nipad.models.output import AnomalyModel
+from nipad.runs import integrity
 from nipad.runs.files import ALL
+from nipad.runs.run_info import RunInfo
 from nipad.serve.settings import ServeSettings
 
 log = logging.getLogger("nipad.serve")
