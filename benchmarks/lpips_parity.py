@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "models" 
 from lpips_reference import distortions, photo, reference_lpips
 
 from nipad.models.anomalysd.perceptual import create_perceptual, distance_map, perceptual_distance
-from nipad.models.lpips.network import LPIPS
+from nipad.models.lpips.lpips_net import LPIPS
 from nipad.models.lpips.weights import load_weights
 
 

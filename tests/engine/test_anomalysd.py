@@ -20,7 +20,7 @@ from nipad.families import load_run
 from nipad.models.anomalysd.config import AnomalySDConfig
 from nipad.models.anomalysd.inference import unet_evaluations
 from nipad.models.anomalysd.pipeline import load_sd
-from nipad.models.lpips.network import LPIPS
+from nipad.models.lpips.lpips_net import LPIPS
 from nipad.runs import integrity
 
 pytestmark = pytest.mark.usefixtures("one_thread")

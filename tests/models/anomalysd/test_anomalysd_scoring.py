@@ -24,7 +24,7 @@ from nipad.models.anomalysd.perceptual import (
 )
 from nipad.models.anomalysd.prototypes import build_bank, error_map, prototype_mask, psi
 from nipad.models.backbone import create_backbone
-from nipad.models.lpips.network import LPIPS
+from nipad.models.lpips.lpips_net import LPIPS
 
 SIZE = 64
 

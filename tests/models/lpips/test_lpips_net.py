@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from nipad.models.anomalysd.perceptual import distance_map
-from nipad.models.lpips.network import LPIPS, alexnet_features
+from nipad.models.lpips.lpips_net import LPIPS, alexnet_features
 from nipad.models.lpips.weights import load_weights
 
 from lpips_reference import distortions, photo, reference_lpips

@@ -9,6 +9,7 @@ learned linear head (a 1x1 conv, no bias) over the squared feature difference. F
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +45,9 @@ class LPIPS(nn.Module):
     """`stages(images)` -> the five normalised stage maps; `weigh(l, squared_difference)` -> (B, 1, h, w) map of
     stage l; `forward(a, b)` -> the LPIPS distance (B,) (the `lpips` package's value, spatially averaged)."""
 
+    shift: Tensor  # buffers (register_buffer in __init__)
+    scale: Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1), persistent=False)
@@ -78,5 +82,5 @@ class LPIPS(nn.Module):
 
     def forward(self, images: Tensor, other: Tensor) -> Tensor:
         """LPIPS distance of two batches of images in [0, 1]: the sum over stages of the spatial means, (B,)."""
-        return sum(self.weigh(i, (fx - fy).pow(2)).mean(dim=(1, 2, 3))
-                   for i, (fx, fy) in enumerate(zip(self.stages(images), self.stages(other), strict=True)))
+        stages = enumerate(zip(self.stages(images), self.stages(other), strict=True))
+        return cast(Tensor, sum(self.weigh(i, (fx - fy).pow(2)).mean(dim=(1, 2, 3)) for i, (fx, fy) in stages))
