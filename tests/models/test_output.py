@@ -20,7 +20,7 @@ from nipad.models.onenip.detector import Detector
 from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.output import AnomalyModel, module_device
 from nipad.models.prompt_pool import PromptPool
-from nipad.runs.files import ALL
+from nipad.runs.file_names import ALL
 
 SIZE = 64
 TINY = dict(image_size=SIZE, hidden_dim=32, heads=4, encoder_layers=1, decoder_layers=1, ffn_dim=64,

@@ -53,7 +53,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from nipad.engine.calibration import ALL, Calibration, calibrate
     from nipad.engine.distributed import pick_device
     from nipad.families import load_run
-    from nipad.runs.files import CALIBRATION
+    from nipad.runs.file_names import CALIBRATION
 
     model, info = load_run(args.run_dir, pick_device(args.device))
     has_old = (Path(args.run_dir) / CALIBRATION).is_file()  # a run without normal images (0-shot) has none yet
@@ -63,9 +63,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     known = set(info.classes) | set(info.prompt_classes) | (set(old.classes) - {ALL} if old else set())
     unknown = sorted({s.class_name for s in samples} - known)
     if unknown:
-        raise ConfigError(f"the run in {args.run_dir} has no class {', '.join(unknown)} (it has {', '.join(sorted(known))})"
-                          f", so thresholds for it would never be used. Fix: pick its classes with --classes, or add a "
-                          f"new class first with `nipad prompt add`")
+        raise ConfigError(f"the run in {args.run_dir} has no class {', '.join(unknown)} "
+                          f"(it has {', '.join(sorted(known))}), so thresholds for it would never be used. Fix: pick "
+                          f"its classes with --classes, or add a new class first with `nipad prompt add`")
     samples = _not_trained_on(args, info, samples)
     rate = args.false_alarm_rate if args.false_alarm_rate is not None else (old.rate if old else 0.01)
     if args.method == "f1":

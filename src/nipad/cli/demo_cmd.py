@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nipad.runs.files import METRICS, REPORT
+from nipad.runs.file_names import METRICS, REPORT
 
 if TYPE_CHECKING:
     from nipad.engine.train_config import TrainConfig
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
           "product types served by ONE OneNIP model that learns from normal cells only. Data used:")
     print(data.describe())
     out = Path(args.out)
-    print(f"\n[1/3] training OneNIP (nipad preset) into {out}: backbone features, pseudo anomalies, then the transformer")
+    print(f"\n[1/3] training OneNIP (nipad preset) into {out}: backbone features, pseudo anomalies, then the "
+          "transformer")
     Trainer(preset("nipad"), demo_training(args.epochs), out, ctx, overwrite=True, preset="nipad").fit(data.train,
                                                                                                       ["elpv"])
     print("\n[2/3] testing on held-out cells (image labels only: the pixel metrics are not defined here)")

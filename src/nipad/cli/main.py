@@ -22,7 +22,7 @@ from nipad.cli import (
 )
 from nipad.cli.common import CommandParser
 from nipad.errors import NipadError
-from nipad.runs.files import CONFIG, TRAIN_STATE
+from nipad.runs.file_names import CONFIG, TRAIN_STATE
 
 COMMANDS = (demo_cmd, train_cmd, test_cmd, predict_cmd, calibrate_cmd, prompt_cmd, export_cmd, serve_cmd, data_cmd)
 

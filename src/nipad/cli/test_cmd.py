@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nipad.cli.common import add_data_args, add_threshold_arg, open_data
-from nipad.runs.files import METRICS, REPORT
+from nipad.runs.file_names import METRICS, REPORT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,7 +95,7 @@ def _calibration(args: argparse.Namespace, info: Any) -> Any:
     """The run's Calibration with any --threshold applied; None when the run has none (and none is given)."""
     from nipad.engine.calibration import Calibration
     from nipad.errors import ConfigError
-    from nipad.runs.files import CALIBRATION
+    from nipad.runs.file_names import CALIBRATION
 
     if not (Path(args.run_dir) / CALIBRATION).is_file():
         if args.threshold:

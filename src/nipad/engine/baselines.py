@@ -31,7 +31,7 @@ from nipad.errors import CheckpointError, ConfigError
 from nipad.models.baselines.knn import Knn, KnnConfig
 from nipad.models.baselines.padim import Padim, PadimConfig
 from nipad.models.baselines.template import BaselineConfig, PatchBaseline
-from nipad.runs.files import ALL
+from nipad.runs.file_names import ALL
 from nipad.models.baselines.patchcore import PatchCore, PatchCoreConfig
 from nipad.utils.progress import progress
 

@@ -32,7 +32,7 @@ import torch
 from nipad.data.sample import Sample
 from nipad.runs import integrity
 from nipad.engine.threshold_methods import parse_thresholds
-from nipad.runs.files import ALL, CALIBRATION as FILE  # ALL: users see POOLED instead (`shown_class`)
+from nipad.runs.file_names import ALL, CALIBRATION as FILE  # ALL: users see POOLED instead (`shown_class`)
 from nipad.errors import CheckpointError, ConfigError, DataError
 from nipad.utils.io import read_json
 

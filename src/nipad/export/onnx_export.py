@@ -35,7 +35,7 @@ from nipad.models.baselines.template import PatchBaseline
 from nipad.models.onenip.detector import Detector
 from nipad.models.output import AnomalyModel
 from nipad.runs import integrity
-from nipad.runs.files import CALIBRATION
+from nipad.runs.file_names import CALIBRATION
 from nipad.utils.io import atomic_write, atomic_write_json
 
 

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from nipad.runs import integrity, run_info
 from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo
-from nipad.runs.files import TRAIN_STATE as STATE
+from nipad.runs.file_names import TRAIN_STATE as STATE
 from nipad.errors import CheckpointError
 from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.onenip.detector import Detector

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from nipad.runs import integrity
-from nipad.runs.files import TRAIN_STATE as STATE
+from nipad.runs.file_names import TRAIN_STATE as STATE
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.anomalysd.finetune import STAGES, StageStart
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nipad.errors import CheckpointError
-from nipad.runs.files import CONFIG
+from nipad.runs.file_names import CONFIG
 from nipad.runs.journal import JOURNAL, PENDING, Update, settle, update
 from nipad.runs.locking import LOCK, run_lock
 from nipad.runs.manifest import MANIFEST, RUN_FILES, SEALED, check_finite, digest, read_manifest

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from nipad.errors import CheckpointError
-from nipad.runs.files import MANIFEST, RUN_FILES
+from nipad.runs.file_names import MANIFEST, RUN_FILES
 from nipad.utils.io import read_json
 
 FORMAT = "nipad-manifest/1"

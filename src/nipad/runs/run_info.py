@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from nipad import __version__
 from nipad.runs import integrity
-from nipad.runs.files import CONFIG, WEIGHTS
+from nipad.runs.file_names import CONFIG, WEIGHTS
 from nipad.errors import CheckpointError, NipadError
 from nipad.models.names import RECONSTRUCTION
 from nipad.utils.io import read_json

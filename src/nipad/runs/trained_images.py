@@ -22,7 +22,7 @@ from pathlib import Path
 
 from nipad.data.sample import Sample
 from nipad.runs import integrity
-from nipad.runs.files import TRAINED_IMAGES as FILE
+from nipad.runs.file_names import TRAINED_IMAGES as FILE
 from nipad.errors import CheckpointError
 from nipad.utils.io import read_json
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nipad.runs.files import ALL
+from nipad.runs.file_names import ALL
 from nipad.serve.service import Scored
 from nipad.visualize import draw_outline, overlay_heatmap
 

@@ -31,7 +31,7 @@ from nipad.errors import CheckpointError, NipadError
 from nipad.families import load_run
 from nipad.models.output import AnomalyModel
 from nipad.runs import integrity
-from nipad.runs.files import ALL
+from nipad.runs.file_names import ALL
 from nipad.runs.run_info import RunInfo
 from nipad.serve.settings import ServeSettings
 
