@@ -1,4 +1,5 @@
-"""PatchCore, PaDiM and kNN end to end on tiny data through the CLI, both modes: run dir, test metrics, the Detector call."""
+"""PatchCore, PaDiM and kNN end to end on tiny data through the CLI, both modes: run dir, test metrics, the Detector
+call."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def test_train_checkpoint_round_trip_and_test(tiny_mvtec, tmp_path):
 def test_fusion_constant_spans_held_out_normals_and_their_pseudo_anomalies(tiny_mvtec, tmp_path):
     data = open_dataset(tiny_mvtec)
     detector = _train(tmp_path / "run", data).eval()
-    train, held = split_calibration(data.train, TrainConfig().calibration_fraction, TrainConfig().seed)
+    _, held = split_calibration(data.train, TrainConfig().calibration_fraction, TrainConfig().seed)
     images = torch.stack([torch.from_numpy(load_image(s.image_path, 64)).permute(2, 0, 1) for s in held])
     normal = detector(images)["rec_map"]
     c_normal = float(normal.min() + normal.max()) / 2
@@ -208,7 +208,8 @@ def test_a_collapsed_refiner_is_dropped_by_the_validated_fusion_and_the_run_stil
     assert info.extra["fusion"]["score_weights"] == {"rec": 0.0, "ref": 0.0, "match": 1.0}
     loaded = checkpoint.load_detector(tmp_path / "run")[0]
     tokens_per_class = 14 * (mcfg.feature_size ** 2)  # 20 training images, 30% held out: 14 train each class
-    assert len(loaded.bank) == len(info.classes) * tokens_per_class // 2 and torch.equal(loaded.bank.tokens, detector.bank.tokens.cpu())
+    assert len(loaded.bank) == len(info.classes) * tokens_per_class // 2
+    assert torch.equal(loaded.bank.tokens, detector.bank.tokens.cpu())
     results, _ = run_test(loaded, data.test)
     assert results.mean["image_auroc"] >= 0.9
     assert float(detector.map_weights[1]) == 0.0

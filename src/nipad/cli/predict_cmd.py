@@ -58,11 +58,11 @@ def open_model(args: argparse.Namespace) -> tuple[Any, Calibration, torch.device
         return model, Calibration.load(args.run_dir).with_manual(args.threshold, known), device
     from nipad.export.onnx_runner import OnnxDetector
 
-    model = OnnxDetector(args.onnx, thresholds=args.threshold)
-    if model.calibration is None:
+    onnx = OnnxDetector(args.onnx, thresholds=args.threshold)
+    if onnx.calibration is None:
         raise ConfigError(f"{args.onnx} was exported without thresholds. Fix: calibrate the run (`nipad calibrate`) "
                           f"and export it again")
-    return model, model.calibration, "cpu"
+    return onnx, onnx.calibration, "cpu"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,8 +45,9 @@ class Dataset:
 
     def describe(self) -> str:
         """The summary as a plain-text table, with a total line, for logs and the CLI."""
-        rows = [(c, n.train, n.test_normal, n.test_anomalous, n.masks) for c, n in self.summary().items()]
-        total = ("total", *(sum(r[i] for r in rows) for i in range(1, 5)))
+        counts = {c: (n.train, n.test_normal, n.test_anomalous, n.masks) for c, n in self.summary().items()}
+        rows = [(c, *n) for c, n in counts.items()]
+        total = ("total", *(sum(n[i] for n in counts.values()) for i in range(4)))
         header = ("class", "train", "test normal", "test anomalous", "masks")
         table = [header, *rows, total]
         widths = [max(len(str(r[i])) for r in table) for i in range(5)]

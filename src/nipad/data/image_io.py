@@ -35,7 +35,7 @@ def as_hw(size: ImageSize) -> tuple[int, int]:
     hw = (size, size) if isinstance(size, int) else tuple(size)
     if len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw):
         raise ConfigError(f"image size {size!r} is invalid. Fix: give a positive int or a (height, width) pair.")
-    return hw  # type: ignore[return-value]
+    return hw
 
 
 def load_image(path: str | Path, size: ImageSize | None, max_pixels: int | None = None) -> np.ndarray:

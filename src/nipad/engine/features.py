@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -43,8 +44,8 @@ def feature_bank(
     """Neck features (N, C, h, w) of the samples' images, on the CPU in float16 (an empty tensor for no samples)."""
     if not samples:
         return torch.empty(0, dtype=BANK_DTYPE)
-    keys = [cache.key_for_file(s.image_path) for s in samples] if cache else [None] * len(samples)
-    found: list[Tensor | None] = [cache.get(k) if cache else None for k in keys]
+    keys = [cache.key_for_file(s.image_path) for s in samples] if cache else []
+    found: list[Tensor | None] = [cache.get(k) for k in keys] if cache else [None] * len(samples)
     missing = [i for i, f in enumerate(found) if f is None]
     dataset = ImageDataset([samples[i] for i in missing], image_size, skip_bad=False)
     pos = 0
@@ -60,7 +61,7 @@ def feature_bank(
             progress(len(images))
     if progress and len(samples) > len(missing):
         progress(len(samples) - len(missing))
-    return torch.stack([f.to(BANK_DTYPE) for f in found])
+    return torch.stack([cast(Tensor, f).to(BANK_DTYPE) for f in found])  # every missing one is filled above
 
 
 class DecodedImages:

@@ -39,23 +39,23 @@ def add_prompts(run_dir: str | Path, class_name: str, paths: Sequence[str | Path
     if n_prompts < 1:
         raise ConfigError(f"--prompts must be at least 1, got {n_prompts}")
     check_rate(rate)  # 0 is refused, not read as "the run's rate"
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in paths]
+    if not files:
         raise DataError("no images given: pass normal images of the new class")
     size = integrity.consistent(run_dir, lambda: checkpoint.read_info(run_dir)).model.image_size
-    images = _read_images(paths, size, max_pixels)  # a bad image is refused before the run is touched
+    images = _read_images(files, size, max_pixels)  # a bad image is refused before the run is touched
     with integrity.update(run_dir):
         detector, info = checkpoint.load_detector(run_dir, device)
         calibration = Calibration.load(run_dir)
         if detector.config.image_size != size:  # the run was replaced meanwhile
-            images = _read_images(paths, detector.config.image_size, max_pixels)
+            images = _read_images(files, detector.config.image_size, max_pixels)
         images = images.to(device)
         with torch.no_grad():
             features = torch.cat([detector.features(images[i:i + 16]) for i in range(0, len(images), 16)])
-        chosen = central(features, max(1, min(n_prompts, len(paths))))
+        chosen = central(features, max(1, min(n_prompts, len(files))))
         detector.prompts.add(class_name, features[chosen])
-        rest = [p for i, p in enumerate(paths) if i not in chosen]
-        held = rest if len(rest) >= 2 else paths
+        rest = [p for i, p in enumerate(files) if i not in chosen]
+        held = rest if len(rest) >= 2 else files
         source = (f"{len(held)} normal images given to `nipad prompt add` (not the prompts)" if held is rest else
                   f"the {len(held)} prompt image(s) themselves: give more images for trustworthy thresholds")
         samples = [Sample(p, class_name, NORMAL) for p in held]

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -104,7 +104,7 @@ def mean_over_classes(per_class: Mapping[str, MetricValues]) -> MetricValues:
     """Unweighted mean of each metric over the classes where it is defined; None where no class defines it."""
     means: MetricValues = {}
     for name in METRIC_NAMES:
-        defined = [v[name] for v in per_class.values() if v[name] is not None]
+        defined = [value for v in per_class.values() if (value := v[name]) is not None]
         means[name] = math.fsum(defined) / len(defined) if defined else None
     return means
 
@@ -202,7 +202,7 @@ def evaluate(
     return Results(
         per_class=per_class,
         mean=mean_over_classes(per_class),
-        image_size=tuple(image_size) if image_size is not None else eval_resolution,
+        image_size=cast("tuple[int, int]", tuple(image_size)) if image_size is not None else eval_resolution,
         eval_resolution=eval_resolution,
         n_images=n_images,
         meta=dict(meta or {}),

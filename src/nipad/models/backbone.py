@@ -15,6 +15,7 @@ import timm
 import torch
 from safetensors.torch import load_file as load_safetensors
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models.efficientnet import EfficientNetFeatures
 from torch import Tensor, nn
 
 from nipad.errors import CheckpointError, ConfigError
@@ -134,7 +135,11 @@ def _fingerprint(timm_name: str, state: dict[str, Tensor]) -> str:
 class Backbone(nn.Module):
     """Frozen timm EfficientNet feature pyramid: [0, 1] images in, maps at `strides` out; always in eval mode."""
 
-    def __init__(self, name: str, timm_name: str, features: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
+    mean_tensor: Tensor  # buffers (register_buffer in __init__)
+    std_tensor: Tensor
+
+    def __init__(self, name: str, timm_name: str, features: EfficientNetFeatures, mean: tuple[float, ...],
+                 std: tuple[float, ...]):
         super().__init__()
         self.name = name
         self.timm_name = timm_name
@@ -159,9 +164,11 @@ class Backbone(nn.Module):
         return self.features((images - self.mean_tensor) / self.std_tensor)
 
 
-def _build_features(timm_name: str, state: dict[str, Tensor], path: Path) -> nn.Module:
+def _build_features(timm_name: str, state: dict[str, Tensor], path: Path) -> EfficientNetFeatures:
     """timm `features_only` model with `state` loaded, cut after the last tapped stage (later blocks are unused)."""
     features = timm.create_model(timm_name, pretrained=False, features_only=True, out_indices=OUT_INDICES)
+    if not isinstance(features, EfficientNetFeatures):  # what every timm EfficientNet builds with features_only
+        raise ConfigError(f"backbone {timm_name}: timm built a {type(features).__name__}, not EfficientNet features")
     own = features.state_dict()
     missing, _ = features.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     missing = [k for k in missing if not k.endswith(_COUNTER_SUFFIX)]

@@ -48,7 +48,8 @@ class PooledNeck(nn.Module):
         self.local = local
 
     def forward(self, features: list[Tensor]) -> Tensor:
-        size = tuple(int(n) for n in features[-1].shape[-2:])
+        h, w = features[-1].shape[-2:]
+        size = (int(h), int(w))
         return torch.cat([_area_pool(
             F.avg_pool2d(f, self.local, stride=1, padding=self.local // 2, count_include_pad=False), size
         ) for f in features], dim=1)

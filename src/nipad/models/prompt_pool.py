@@ -48,6 +48,9 @@ def neighbours(features: Tensor, k: int) -> Tensor:
 class PromptPool(nn.Module):
     """Prompt features (K, C, h, w) with the class index of each; class names in `class_names`."""
 
+    features: Tensor  # buffers (register_buffer in __init__)
+    owners: Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.class_names: list[str] = []

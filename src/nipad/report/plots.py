@@ -91,15 +91,15 @@ def _histogram_axes(ax: Axes, scores: np.ndarray, labels: np.ndarray) -> None:
     for value, name, color in ((0, "normal", NORMAL_COLOR), (1, "anomalous", ANOMALOUS_COLOR)):
         chosen = scores[labels == value]
         if chosen.size:
-            ax.hist(chosen, bins=edges, color=color, alpha=0.55, label=f"{name} ({chosen.size})")
+            ax.hist(chosen, bins=edges.tolist(), color=color, alpha=0.55, label=f"{name} ({chosen.size})")
     ax.set(title="image scores", xlabel="anomaly score", ylabel="images")
 
 
 def class_figure(scores: np.ndarray, labels: np.ndarray, maps: np.ndarray | None, masks: np.ndarray | None,
                  areas: dict[str, float | None]) -> bytes:
     """PNG of one class: ROC, PR and score histogram side by side. `maps`/`masks` (N, H, W) add the pixel-level
-    curves (from a sample of the pixels when there are many, see pixel_sample); `areas` holds the protocol's image/pixel AUROC and AP for the legends (keys as
-    in the metric names)."""
+    curves (from a sample of the pixels when there are many, see pixel_sample); `areas` holds the protocol's
+    image/pixel AUROC and AP for the legends (keys as in the metric names)."""
     labels = np.asarray(labels).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
     rocs = {"image": roc(scores, labels, areas.get("image_auroc"))}

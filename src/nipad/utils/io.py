@@ -38,7 +38,7 @@ def make_dir(path: str | Path) -> Path:
     return path
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None], fsync: bool = True) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object], fsync: bool = True) -> None:
     """Call `write(tmp_path)` on a temporary file in the same folder, fsync it (unless told not to: caches), then
     rename it onto `path`. An OSError (no such folder, no permission, disk full) becomes an OutputError naming
     `path`."""

@@ -29,7 +29,8 @@ def test_paper_preset_sizes_match_the_authors_model():
     assert config.feature_size == 14 and config.window == 7
     net = ReconstructionNet(config, 272)
     n = sum(p.numel() for p in net.parameters())
-    assert abs(n - 8.37e6) / 8.37e6 < 0.01, n  # the authors' OneNIP with B4's 272 channels (../shared/docs/onenip-spec.md)
+    # the authors' OneNIP with B4's 272 channels (../shared/docs/onenip-spec.md)
+    assert abs(n - 8.37e6) / 8.37e6 < 0.01, n
 
 
 def test_jitter_scale_follows_token_norm():

@@ -11,7 +11,7 @@ from nipad.errors import CheckpointError
 from nipad.models.anomalysd.config import AnomalySDConfig
 from nipad.models.anomalysd.finetune import decoder_parameters
 from nipad.models.anomalysd.inference import AnomalySD
-from nipad.models.anomalysd.perceptual import create_perceptual
+from nipad.models.anomalysd.perceptual import PerceptualModule, create_perceptual
 from nipad.models.anomalysd.pipeline import SDParts
 from nipad.models.anomalysd.text_prompts import encode_prompts
 from nipad.models.backbone import create_backbone
@@ -19,11 +19,15 @@ from nipad.models.backbone import create_backbone
 
 def build_model(config: AnomalySDConfig, parts: SDParts, prompts: dict[str, list[str]], shots: torch.Tensor,
                 owners: torch.Tensor, classes: list[str], device: torch.device | str,
-                perceptual: torch.nn.Module | None = None) -> AnomalySD:
+                perceptual: PerceptualModule | None = None) -> AnomalySD:
     """The AnomalySD detector from loaded SD parts: class conditions encoded, then the text encoder dropped; the
     perceptual distance is config.perceptual's unless given."""
     perceptual = (perceptual or create_perceptual(config.perceptual)).to(device)
-    conditions = {c: encode_prompts(parts.text_encoder, parts.tokenizer, prompts[c]).mean(dim=0) for c in classes}
+    text_encoder = parts.text_encoder
+    if text_encoder is None:
+        raise ValueError(f"the SD parts from {parts.path} were used before (their text encoder is dropped): "
+                         "load them again")
+    conditions = {c: encode_prompts(text_encoder, parts.tokenizer, prompts[c]).mean(dim=0) for c in classes}
     parts.text_encoder = None
     backbone = create_backbone(config.backbone, config.backbone_weights).to(device)
     by_class = {c: shots[owners == i].to(device) for i, c in enumerate(classes) if bool((owners == i).any())}

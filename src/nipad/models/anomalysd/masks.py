@@ -69,7 +69,7 @@ def training_mask(foreground: np.ndarray, gammas: Sequence[float], rng: np.rando
     the next smaller gamma of the set is tried, and gamma 0 always passes (every rectangle overlaps the foreground)."""
     if not foreground.any():
         foreground = np.ones_like(foreground, dtype=bool)
-    drawn = float(gammas[rng.integers(len(gammas))])
+    drawn = float(gammas[int(rng.integers(len(gammas)))])
     rects = random_rectangles(rng, foreground, candidates)
     iou = rectangle_iou(rects, foreground)
     for gamma in sorted({g for g in gammas if g <= drawn} | {0.0}, reverse=True):

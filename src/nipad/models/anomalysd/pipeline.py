@@ -28,8 +28,10 @@ class SDParts:
     """The pipeline's components; `scheduler_config` rebuilds DDPM (training) and DDIM (inference) schedulers."""
 
     path: str
-    unet: nn.Module
-    vae: nn.Module
+    # diffusers' UNet2DConditionModel and AutoencoderKL, typed Any: diffusers' annotations resolve neither their
+    # nn.Module methods nor the attribute access to `config` (declared a dict) that the models are used through.
+    unet: Any
+    vae: Any
     text_encoder: nn.Module | None  # dropped once the prompts are encoded
     tokenizer: Any
     scheduler_config: dict[str, Any]

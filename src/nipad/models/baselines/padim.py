@@ -60,6 +60,7 @@ class Padim(PatchBaseline):
     """Gaussians per group (buffers `mean_<i>` (P, d) and `inv_covariance_<i>` (P, d, d)); `channels` the subset."""
 
     config: PadimConfig
+    channels: Tensor  # a buffer (register_buffer in __init__)
     state_keys = ("mean", "inv_covariance")
 
     def __init__(self, config: PadimConfig, backbone: Backbone | None = None) -> None:

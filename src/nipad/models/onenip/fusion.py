@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ def fuse(maps: Sequence[Tensor | None], weights: Tensor, shift: Tensor, scale: T
     """sum_i weights[i] * (maps[i] - shift[i]) / scale[i] over the maps that are present (None: the model has no
     such map)."""
     present = [(i, m) for i, m in enumerate(maps) if m is not None]
-    return sum(weights[i] * (m - shift[i]) / scale[i] for i, m in present)
+    return cast(Tensor, sum(weights[i] * (m - shift[i]) / scale[i] for i, m in present))  # the rec map is always there
 
 
 @dataclass(frozen=True)
