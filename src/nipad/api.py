@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from PIL import Image
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from nipad.engine.predict import ImageInput, Prediction
     from nipad.models.output import AnomalyModel
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageLike = str | os.PathLike | Image.Image | np.ndarray
 """A path to an image file, a PIL image, or a uint8 numpy array: HxWx3 RGB, HxW grey or HxWx4 RGBA."""
 
 
@@ -113,7 +113,7 @@ class Detector:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         single = not isinstance(images, (list, tuple))
-        items = [images] if single else list(images)
+        items: list[ImageLike] = list(images) if isinstance(images, (list, tuple)) else [images]
         for index, item in enumerate(items):  # cheap checks of every input before the model runs
             _check_input(item, index if not single else None)
         calibration = self._calibration(threshold)
@@ -219,9 +219,10 @@ def load(run_dir: str | os.PathLike[str], device: str | None = None, max_pixels:
     from nipad.runs.integrity import consistent
 
     target = pick_device(device)
+    path = os.fspath(run_dir)
     # model and thresholds of one version of the run, even while another process updates it
-    model, info, calibration = consistent(run_dir, lambda: (*load_run(run_dir, target), Calibration.load(run_dir)))
-    return Detector(model, calibration, [*info.classes, *info.prompt_classes], target, Path(run_dir), max_pixels)
+    model, info, calibration = consistent(path, lambda: (*load_run(path, target), Calibration.load(path)))
+    return Detector(model, calibration, [*info.classes, *info.prompt_classes], target, Path(path), max_pixels)
 
 
 def train(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], model: str = "onenip", *,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nipad.runs.finetune_state import STATE, Saver, load_progress
 from nipad.errors import CheckpointError
+from nipad.runs.finetune_state import STATE, Saver, load_progress
 
 
 def test_a_damaged_fine_tuning_checkpoint_is_refused(tmp_path):

@@ -12,13 +12,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nipad.cli.main import main
-from nipad.runs import integrity
-from nipad.engine.calibration import FILE as CALIBRATION
-from nipad.engine.calibration import Calibration
-from nipad.runs.checkpoint import load_detector, read_info, save_model
+from nipad.engine.calibration import FILE as CALIBRATION, Calibration
 from nipad.engine.predict import ImageInput, predict
-from nipad.runs.run_info import CONFIG, WEIGHTS
 from nipad.errors import CheckpointError
+from nipad.runs import integrity
+from nipad.runs.checkpoint import load_detector, read_info, save_model
+from nipad.runs.run_info import CONFIG, WEIGHTS
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import torch
 from nipad.cli.main import main
 from nipad.data import open_dataset
 from nipad.engine.baselines import load_baseline
-from nipad.engine.calibration import ALL, Calibration
-from nipad.engine.calibration import FILE as CALIBRATION
+from nipad.engine.calibration import ALL, FILE as CALIBRATION, Calibration
 from nipad.engine.distributed import Context
 from nipad.engine.train_config import TrainConfig
 from nipad.engine.trainer import Trainer

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from nipad.runs import integrity
-from nipad.runs.run_info import CONFIG, RECONSTRUCTION, RunInfo, read_family, read_info, write_info
 from nipad.errors import CheckpointError
 from nipad.models.onenip.model_config import ModelConfig
+from nipad.runs import integrity
+from nipad.runs.run_info import CONFIG, RECONSTRUCTION, RunInfo, read_family, read_info, write_info
 
 
 def _info(finished: bool) -> RunInfo[ModelConfig]:

@@ -17,15 +17,14 @@ import pytest
 from safetensors import SafetensorError
 
 from nipad.cli.main import main
-from nipad.runs import checkpoint, integrity, journal, locking
-from nipad.engine.calibration import ALL, Calibration
-from nipad.engine.calibration import FILE as CALIBRATION
-from nipad.runs.checkpoint import STATE
-from nipad.families import load_run
+from nipad.engine.calibration import ALL, FILE as CALIBRATION, Calibration
 from nipad.engine.predict import ImageInput, predict
 from nipad.engine.prompts import add_prompts
-from nipad.runs.run_info import CONFIG, WEIGHTS
 from nipad.errors import OutputError
+from nipad.families import load_run
+from nipad.runs import checkpoint, integrity, journal, locking
+from nipad.runs.checkpoint import STATE
+from nipad.runs.run_info import CONFIG, WEIGHTS
 from nipad.serve.service import InspectionService
 from nipad.serve.settings import ServeSettings
 

@@ -50,7 +50,8 @@ def missing_extra(err: ModuleNotFoundError) -> str | None:
                                        f"missing). Fix: pip install 'nipad[{extra}]'")
 
 
-def _short_warning(message, category, filename, lineno, file=None, line=None) -> str:
+def _short_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   line: str | None = None) -> str:
     return f"nipad: warning: {message}\n"
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from nipad.data.class_tree import BTAD_NORMAL, MVTEC_NORMAL, class_folders, read_btad, read_mvtec
 from nipad.data.dataset import Dataset
 from nipad.data.files import list_images, require_dir
-from nipad.data.plain_folder import LAYOUT as FOLDER_LAYOUT
-from nipad.data.plain_folder import NORMAL_FOLDERS, plain_folders, read_plain
+from nipad.data.plain_folder import LAYOUT as FOLDER_LAYOUT, NORMAL_FOLDERS, plain_folders, read_plain
 from nipad.data.visa import VISA_SPLIT, read_visa
 from nipad.errors import ConfigError, DataError
 

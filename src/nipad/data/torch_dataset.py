@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset as TorchDataset
-from torch.utils.data import default_collate
+from torch.utils.data import Dataset as TorchDataset, default_collate
 
 from nipad.data.image_io import ImageSize, as_hw, load_image, load_mask
 from nipad.data.sample import Sample

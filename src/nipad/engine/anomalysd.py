@@ -24,12 +24,12 @@ import torch
 from nipad.data import load_image
 from nipad.data.sample import Sample
 from nipad.data.train_data import TrainData
-from nipad.runs import integrity, lifecycle
 from nipad.engine.distributed import Context
-from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, write_info
 from nipad.engine.train_config import check_rate
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.anomalysd.config import MODEL, AnomalySDConfig, FinetuneConfig
+from nipad.runs import integrity, lifecycle
+from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, write_info
 
 if TYPE_CHECKING:
     from nipad.models.anomalysd.inference import AnomalySD
@@ -82,12 +82,12 @@ def train(config: AnomalySDTraining, data: TrainData, run_dir: Path, *, ctx: Con
     (thresholds on the shots themselves, the changed weights saved, config.json marked finished)."""
     from safetensors.torch import save_file
 
-    from nipad.runs.finetune_state import STATE, Saver, load_progress, shots_digest
     from nipad.models.anomalysd.build import build_model, load_tuned, tuned_weights
     from nipad.models.anomalysd.finetune import finetune_decoder, finetune_unet
     from nipad.models.anomalysd.perceptual import create_perceptual
     from nipad.models.anomalysd.pipeline import load_sd
     from nipad.models.anomalysd.text_prompts import class_prompts, encode_prompts, load_prompt_table
+    from nipad.runs.finetune_state import STATE, Saver, load_progress, shots_digest
 
     if ctx.distributed:
         raise ConfigError("anomalysd fine-tunes in one process: run `nipad train` without torchrun")

@@ -21,18 +21,18 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from nipad.data.sample import Sample
-from nipad.data.train_data import TrainData
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
-from nipad.runs import integrity, lifecycle
+from nipad.data.train_data import TrainData
 from nipad.engine.distributed import Context
-from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, write_info
 from nipad.engine.train_config import TrainConfig
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.baselines.knn import Knn, KnnConfig
 from nipad.models.baselines.padim import Padim, PadimConfig
-from nipad.models.baselines.template import BaselineConfig, PatchBaseline
-from nipad.runs.file_names import ALL
 from nipad.models.baselines.patchcore import PatchCore, PatchCoreConfig
+from nipad.models.baselines.template import BaselineConfig, PatchBaseline
+from nipad.runs import integrity, lifecycle
+from nipad.runs.file_names import ALL
+from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo, load_weights, read_info, write_info
 from nipad.utils.progress import progress
 
 METHODS: dict[str, tuple[type[PatchBaseline], type[BaselineConfig]]] = {

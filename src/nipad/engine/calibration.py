@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from nipad.data.sample import Sample
-from nipad.runs import integrity
 from nipad.engine.threshold_methods import parse_thresholds
-from nipad.runs.file_names import ALL, CALIBRATION as FILE  # ALL: users see POOLED instead (`shown_class`)
 from nipad.errors import CheckpointError, ConfigError, DataError
+from nipad.runs import integrity
+from nipad.runs.file_names import ALL, CALIBRATION as FILE  # ALL: users see POOLED instead (`shown_class`)
 from nipad.utils.io import read_json
 
 if TYPE_CHECKING:  # the ONNX runner reads calibrations without any model code
@@ -88,7 +88,7 @@ def fit_thresholds(scores: np.ndarray, maps: np.ndarray, rate: float) -> Thresho
         pixel_threshold=float(np.quantile(maps, q, method="higher")),
         image_min=float(scores.min()), image_max=float(scores.max()),
         pixel_min=float(maps.min()), pixel_max=float(maps.max()),
-        n_images=int(len(scores)),
+        n_images=len(scores),
     )
 
 
@@ -114,8 +114,8 @@ class Calibration:
         listed = ", ".join(f"{shown_class(n)} ({k} image{'s' * (k != 1)})" for n, k in thin)
         worst = min(k for _, k in thin)
         return (f"thresholds of {listed} come from fewer normal images than the {math.ceil(1 / self.rate)} needed to "
-                f"measure a {100 * self.rate:g}% false alarm rate: each is the highest score of its images, so expect up "
-                f"to 1 in {worst + 1} new normal images to be flagged. Fix: calibrate on more normal images "
+                f"measure a {100 * self.rate:g}% false alarm rate: each is the highest score of its images, so expect "
+                f"up to 1 in {worst + 1} new normal images to be flagged. Fix: calibrate on more normal images "
                 f"(`nipad calibrate RUN_DIR --data ROOT`)")
 
     def apply(self, scores: np.ndarray, maps: np.ndarray, classes: Sequence[str | None]) -> dict[str, np.ndarray]:

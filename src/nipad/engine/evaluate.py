@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from nipad.data.sample import Sample
-from nipad.engine.calibration import ALL, Calibration, above
 from nipad.data.torch_dataset import ImageDataset, collate_skip_bad
+from nipad.engine.calibration import ALL, Calibration, above
 from nipad.errors import CheckpointError, DataError
 from nipad.metrics import ClassInputs, Results, evaluate
 from nipad.models.output import AnomalyModel, ModelOutput
@@ -76,9 +76,9 @@ def check_finite_outputs(scores: np.ndarray, maps: np.ndarray, paths: Sequence) 
     score, rather than a NaN that every comparison calls normal."""
     bad = ~np.isfinite(scores.reshape(len(scores), -1)).all(axis=1) | ~np.isfinite(maps.reshape(len(maps), -1)).all(1)
     if bad.any():
-        raise CheckpointError(f"the model gave a NaN or infinite score or anomaly map for {paths[int(np.argmax(bad))]}: "
-                              f"it is broken (NaN weights or an unstable model). Fix: retrain the run or restore it "
-                              f"from a backup")
+        raise CheckpointError(f"the model gave a NaN or infinite score or anomaly map for "
+                              f"{paths[int(np.argmax(bad))]}: it is broken (NaN weights or an unstable model). Fix: "
+                              f"retrain the run or restore it from a backup")
 
 
 def score(outputs: Outputs, samples: Sequence[Sample], image_size: int, meta: dict | None = None) -> Results:

@@ -187,8 +187,11 @@ class Trainer:
     def _sampler(self, n_train: int) -> DistributedSampler:
         """This process's share of each epoch's shuffled images; says when the schedule is too short to learn."""
         tcfg, ctx = self.tcfg, self.ctx
-        sampler = DistributedSampler(range(n_train), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                     seed=tcfg.seed)
+        # the sampler and the loaders read only len() and items: a range of indices is a data set to them (torch's
+        # annotations ask for a Dataset)
+        indices: Any = range(n_train)
+        sampler: DistributedSampler[int] = DistributedSampler(indices, num_replicas=ctx.world_size, rank=ctx.rank,
+                                                              shuffle=True, seed=tcfg.seed)
         steps = tcfg.epochs * math.ceil(len(sampler) / tcfg.batch_size)
         if steps < FEW_STEPS:
             self.log(f"nipad: note: only {steps} optimizer steps ({tcfg.epochs} epochs of {n_train} images); "
@@ -202,11 +205,12 @@ class Trainer:
         sampler.set_epoch(epoch)
         torch.manual_seed(tcfg.seed * 100_003 + self.ctx.rank * 1009 + epoch)  # jitter and dropout: resumable
         self.detector.net.train()
-        if data.fresh:
+        if data.fresh and data.synthetic is not None:  # fresh: synthetic images and no pool
             data.synthetic.round = epoch
             loader = DataLoader(data.synthetic, batch_size=tcfg.batch_size, sampler=sampler, num_workers=tcfg.workers)
         else:
-            loader = DataLoader(range(len(data.bank)), batch_size=tcfg.batch_size, sampler=sampler)
+            indices: Any = range(len(data.bank))  # a data set of indices (see _sampler)
+            loader = DataLoader(indices, batch_size=tcfg.batch_size, sampler=sampler)
         sums: dict[str, float] = defaultdict(float)
         bar = progress(loader, desc=f"epoch {epoch + 1}/{tcfg.epochs}", unit="batch", enabled=self.ctx.is_main,
                        line=False)  # _end_epoch logs the epoch's line

@@ -27,14 +27,16 @@ from nipad.errors import ConfigError
 from nipad.export.graph import resize_images
 from nipad.models.baselines.knn import Knn
 from nipad.models.baselines.padim import Padim, mahalanobis
-from nipad.models.baselines.template import PatchBaseline
 from nipad.models.baselines.patchcore import PatchCore
+from nipad.models.baselines.template import PatchBaseline
 from nipad.models.prompt_pool import descriptor
 
 
 class Smoothing(nn.Module):
     """nipad.models.baselines.template.smooth_map: bilinear upsampling to size x size, then torchvision's Gaussian blur
     (its kernel, built by the same ops, reflect padding, one convolution)."""
+
+    kernel: Tensor  # a buffer (register_buffer in __init__)
 
     def __init__(self, size: int, sigma: float) -> None:
         super().__init__()
@@ -56,6 +58,9 @@ class BaselineGraph(nn.Module):
     """Wraps a fitted `PatchBaseline`; forward(images uint8 B x 3 x H x W, NCHW RGB) ->
     (pred_score (B,), anomaly_map (B, 1, S, S), class index (B,) int64 into `class_names`). Subclasses define
     `score(embeddings, group)` -> (patch scores (B, 1, h, w), image scores (B,) or None for the map's maximum)."""
+
+    class_means: Tensor  # buffers (register_buffer in __init__)
+    class_group: Tensor
 
     def __init__(self, model: PatchBaseline) -> None:
         super().__init__()
@@ -88,6 +93,11 @@ class BaselineGraph(nn.Module):
 
 class BankGraph(BaselineGraph):
     """kNN: every group's bank in one (N, C) matrix with the group of each row; patch score = nearest distance."""
+
+    bank_t: Tensor  # buffers (register_buffer in __init__)
+    bank_norms: Tensor
+    owners: Tensor
+    rows: Tensor
 
     def __init__(self, model: PatchBaseline) -> None:
         super().__init__(model)
@@ -128,6 +138,8 @@ class BankGraph(BaselineGraph):
 class PatchCoreGraph(BankGraph):
     """kNN's map plus the paper's reweighted image score (nipad.models.baselines.patchcore.reweighted_score)."""
 
+    model: PatchCore  # GRAPHS pairs this graph with PatchCore
+
     def score(self, embeddings: Tensor, group: Tensor) -> tuple[Tensor, Tensor | None]:
         queries = self.queries(embeddings)
         dist, index = self.nearest(queries, group)
@@ -148,6 +160,9 @@ class PatchCoreGraph(BankGraph):
 
 class PadimGraph(BaselineGraph):
     """Mahalanobis distance per position to the image's group's Gaussians."""
+
+    mean: Tensor  # buffers (register_buffer in __init__)
+    inv_covariance: Tensor
 
     def __init__(self, model: PatchBaseline) -> None:
         super().__init__(model)

@@ -30,7 +30,8 @@ def resize_weights(n_in: int | Tensor, size: int) -> Tensor:
     n = torch.as_tensor(n_in, dtype=torch.float32)
     scale = n / size
     centres = (torch.arange(size, dtype=torch.float32) + 0.5) * scale
-    positions = torch.arange(n_in).to(torch.float32) + 0.5
+    # n_in may be a 0-d tensor (the input's symbolic size in the export), which torch.arange takes; its stubs do not
+    positions = torch.arange(n_in).to(torch.float32) + 0.5  # type: ignore[arg-type]
     weights = (1.0 - ((positions[None, :] - centres[:, None]) / scale.clamp(min=1.0)).abs()).clamp(min=0.0)
     return weights / weights.sum(dim=1, keepdim=True)
 
@@ -45,6 +46,11 @@ def resize_images(images: Tensor, size: int) -> Tensor:
 class InferenceGraph(nn.Module):
     """Wraps a loaded OneNIP/UniAD `Detector`; forward(images uint8 B x 3 x H x W, NCHW RGB) ->
     (pred_score (B,), anomaly_map (B, 1, S, S), prompt_index (B,) int64)."""
+
+    prompt_descriptors: Tensor  # buffers (register_buffer in __init__)
+    prompt_tokens: Tensor
+    match_bank: Tensor
+    match_owners: Tensor
 
     def __init__(self, detector: Detector) -> None:
         super().__init__()

@@ -69,12 +69,14 @@ def patch_graph(model: PatchBaseline) -> BaselineGraph:
     return baseline_graph(model.cpu().eval())
 
 
-GRAPHS: dict[str, Callable[[Any], nn.Module]] = {
+Graph = InferenceGraph | BaselineGraph  # what a model exports as: one traceable module
+
+GRAPHS: dict[str, Callable[[Any], Graph]] = {
     "onenip": onenip_graph, "uniad": onenip_graph, "patchcore": patch_graph, "padim": patch_graph, "knn": patch_graph}
 """The graph builder of each exportable `--model` (AnomalyModel.model_name)."""
 
 
-def inference_graph(model: AnomalyModel) -> nn.Module:
+def inference_graph(model: AnomalyModel) -> Graph:
     """The model as one traceable graph on the CPU (its `class_names`, `image_size` and `model_name` go to the
     sidecar); ConfigError for a model that cannot be one."""
     name = getattr(model, "model_name", "")  # an API caller may pass any module: one without a name has no graph

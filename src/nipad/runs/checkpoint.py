@@ -15,13 +15,12 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from nipad.runs import integrity, run_info
-from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo
-from nipad.runs.file_names import TRAIN_STATE as STATE
 from nipad.errors import CheckpointError
-from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.onenip.detector import Detector
-
+from nipad.models.onenip.model_config import ModelConfig
+from nipad.runs import integrity, run_info
+from nipad.runs.file_names import TRAIN_STATE as STATE
+from nipad.runs.run_info import CONFIG, WEIGHTS, RunInfo
 
 
 def read_info(run_dir: str | Path) -> RunInfo[ModelConfig]:

@@ -16,6 +16,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -121,7 +122,7 @@ class FeatureCache:
             for row, i in enumerate(missing):
                 self.put(keys[i], computed[row])
                 found[i] = computed[row].detach().to("cpu", STORAGE_DTYPE).float()
-        return torch.stack(found)
+        return torch.stack(cast(list[Tensor], found))  # every miss is filled above
 
     def _remember(self, key: str, stored: Tensor) -> None:
         """Insert into the memory LRU, evicting least recently used entries to stay within max_memory_bytes."""

@@ -20,11 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nipad.runs import integrity
-from nipad.runs.file_names import TRAIN_STATE as STATE
 from nipad.errors import CheckpointError, ConfigError
 from nipad.models.anomalysd.finetune import STAGES, StageStart
-
+from nipad.runs import integrity
+from nipad.runs.file_names import TRAIN_STATE as STATE
 
 
 def shots_digest(shots: Tensor, owners: Tensor) -> str:

@@ -21,12 +21,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from nipad import __version__
-from nipad.runs import integrity
-from nipad.runs.file_names import CONFIG, WEIGHTS
 from nipad.errors import CheckpointError, NipadError
 from nipad.models.names import RECONSTRUCTION
+from nipad.runs import integrity
+from nipad.runs.file_names import CONFIG, WEIGHTS
 from nipad.utils.io import read_json
-
 
 
 class ModelSettings(Protocol):
@@ -70,7 +69,8 @@ def _config_path(run_dir: Path) -> Path:
         raise CheckpointError(f"run directory {run_dir} does not exist; pass the --out folder of a `nipad train` run")
     path = run_dir / CONFIG
     if not path.is_file():
-        raise CheckpointError(f"{path} is missing: {run_dir} is not a nipad run directory (train one with `nipad train`)")
+        raise CheckpointError(f"{path} is missing: {run_dir} is not a nipad run directory "
+                              f"(train one with `nipad train`)")
     return path
 
 

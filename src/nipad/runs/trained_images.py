@@ -21,9 +21,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from nipad.data.sample import Sample
+from nipad.errors import CheckpointError
 from nipad.runs import integrity
 from nipad.runs.file_names import TRAINED_IMAGES as FILE
-from nipad.errors import CheckpointError
 from nipad.utils.io import read_json
 
 FORMAT = "nipad-trained-images/1"

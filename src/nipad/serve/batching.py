@@ -72,7 +72,7 @@ class MicroBatcher:
                 results = await loop.run_in_executor(self.executor, self.fn, [item for item, _ in batch])
                 if len(results) != len(batch):
                     raise RuntimeError(f"the model returned {len(results)} results for {len(batch)} inputs")
-            except Exception as err:  # noqa: BLE001 -- the model failed on this batch: its callers get it
+            except Exception as err:  # the model failed on this batch: its callers get it
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(err)

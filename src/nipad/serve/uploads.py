@@ -8,12 +8,16 @@ never spooled to disk: a file over the per-file limit, a file past the count lim
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from nipad.serve.inputs import RequestError
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks  # defined for type checkers only
 
 
 @dataclass(frozen=True)
@@ -90,9 +94,12 @@ async def read_files(request: Request, limits: UploadLimits) -> list[tuple[str, 
     if b"boundary" not in options:
         raise RequestError(400, "malformed multipart body: no boundary in the Content-Type header")
     collector = _Collector(limits)
-    parser = MultipartParser(options[b"boundary"], {
-        name: getattr(collector, name) for name in ("on_part_begin", "on_part_data", "on_part_end", "on_header_field",
-                                                    "on_header_value", "on_header_end", "on_headers_finished")})
+    callbacks: MultipartCallbacks = {
+        "on_part_begin": collector.on_part_begin, "on_part_data": collector.on_part_data,
+        "on_part_end": collector.on_part_end, "on_header_field": collector.on_header_field,
+        "on_header_value": collector.on_header_value, "on_header_end": collector.on_header_end,
+        "on_headers_finished": collector.on_headers_finished}
+    parser = MultipartParser(options[b"boundary"], callbacks)
     received = 0
     try:
         async for chunk in request.stream():

@@ -23,11 +23,7 @@ def build_model(config: AnomalySDConfig, parts: SDParts, prompts: dict[str, list
     """The AnomalySD detector from loaded SD parts: class conditions encoded, then the text encoder dropped; the
     perceptual distance is config.perceptual's unless given."""
     perceptual = (perceptual or create_perceptual(config.perceptual)).to(device)
-    text_encoder = parts.text_encoder
-    if text_encoder is None:
-        raise ValueError(f"the SD parts from {parts.path} were used before (their text encoder is dropped): "
-                         "load them again")
-    conditions = {c: encode_prompts(text_encoder, parts.tokenizer, prompts[c]).mean(dim=0) for c in classes}
+    conditions = {c: encode_prompts(parts.text_encoder, parts.tokenizer, prompts[c]).mean(dim=0) for c in classes}
     parts.text_encoder = None
     backbone = create_backbone(config.backbone, config.backbone_weights).to(device)
     by_class = {c: shots[owners == i].to(device) for i, c in enumerate(classes) if bool((owners == i).any())}

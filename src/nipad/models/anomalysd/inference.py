@@ -11,7 +11,7 @@ that of the most similar shot in a PromptPool, as OneNIP picks its prompt, so it
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, TypedDict, cast
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +29,7 @@ from nipad.models.prompt_pool import PromptPool
 
 def harmonic_mean(maps: Sequence[Tensor], eps: float = 1e-12) -> Tensor:
     """Eq. 19: |K| / sum_k 1 / S^(k), elementwise (values clamped to `eps`, so a zero gives ~0, not NaN)."""
-    return len(maps) / sum(1.0 / m.clamp_min(eps) for m in maps)
+    return len(maps) / cast(Tensor, sum(1.0 / m.clamp_min(eps) for m in maps))  # at least one scale
 
 
 def blur(maps: Tensor, sigma: float) -> Tensor:
@@ -50,9 +50,15 @@ def unet_evaluations(scales: Sequence[int], steps: int, strength: float, prototy
     return (sum(k * k for k in scales) + int(prototype)) * denoising_steps(steps, strength)
 
 
+class ImageScores(TypedDict):
+    anomaly_map: Tensor  # (1, 1, S, S), blurred
+    ms_map: Tensor  # S_ms
+    pg_map: Tensor | None  # S_pg; None without a prototype mask
+
+
 def score_image(inpaint: Callable[[Tensor], Tensor], distance: Callable[[Tensor], Tensor],
                 scale_masks: Sequence[Tensor], proto_mask: Tensor | None, alpha: float, sigma: float,
-                batch_size: int) -> dict[str, Tensor]:
+                batch_size: int) -> ImageScores:
     """Eqs. 18-21 for one image. `inpaint(masks (n, 1, S, S)) -> (n, 3, S, S)` inpaintings of the image and
     `distance(inpaintings) -> (n, 1, S, S)` their D to the image; masks are inpainted `batch_size` at a time.
     Returns anomaly_map (1, 1, S, S, blurred), ms_map (S_ms) and pg_map (S_pg, None without a prototype mask)."""
@@ -62,7 +68,7 @@ def score_image(inpaint: Callable[[Tensor], Tensor], distance: Callable[[Tensor]
     ms_map = harmonic_mean([s.sum(dim=0, keepdim=True) for s in per_scale])
     pg_map = scored[-1:] if proto_mask is not None else None
     fused = ms_map if pg_map is None else (1 - alpha) * ms_map + alpha * pg_map
-    return {"anomaly_map": blur(fused, sigma), "ms_map": ms_map, "pg_map": pg_map}
+    return ImageScores(anomaly_map=blur(fused, sigma), ms_map=ms_map, pg_map=pg_map)
 
 
 class Inpainter:
@@ -109,6 +115,7 @@ class AnomalySD(nn.Module):
 
     takes_class: ClassVar[bool] = False  # the class comes from the pool (a caller may still pass `classes`)
     model_name: ClassVar[str] = MODEL
+    conditions: Tensor  # a buffer (register_buffer in __init__)
 
     def __init__(self, config: AnomalySDConfig, parts: SDParts, backbone: Backbone, perceptual: Perceptual,
                  conditions: Mapping[str, Tensor], shots: Mapping[str, Tensor]) -> None:
@@ -147,7 +154,7 @@ class AnomalySD(nn.Module):
         return self.conditions.mean(dim=0)
 
     def score_one(self, image: Tensor, features: Tensor, name: str | None, scale_masks: Sequence[Tensor]
-                  ) -> dict[str, Tensor]:
+                  ) -> ImageScores:
         """score_image for one (1, 3, S, S) image in [0, 1] with its psi features (C, h, w) and class."""
         cfg, size = self.config, image.shape[-1]
         proto = None
@@ -177,11 +184,11 @@ class AnomalySD(nn.Module):
         scale_masks = multiscale_masks(x.shape[-1], self.config.scales, x.device)
         outputs = [self.score_one(x[b:b + 1], features[b], name, scale_masks) for b, name in enumerate(names)]
         anomaly_map = torch.cat([o["anomaly_map"] for o in outputs])
-        pg = [o["pg_map"] for o in outputs]
+        pg = [p for o in outputs if (p := o["pg_map"]) is not None]
         return ModelOutput(
             pred_score=anomaly_map.flatten(1).max(dim=1).values,
             anomaly_map=anomaly_map,
             prompt_class=None if any(n is None for n in names) else names,
             rec_map=torch.cat([o["ms_map"] for o in outputs]),
-            ref_map=torch.cat(pg) if all(p is not None for p in pg) else None,
+            ref_map=torch.cat(pg) if len(pg) == len(outputs) else None,
         )

@@ -70,8 +70,11 @@ def class_prompts(class_name: str, table: Mapping[str, Mapping[str, Any]]) -> li
 
 
 @torch.no_grad()
-def encode_prompts(text_encoder: torch.nn.Module, tokenizer: Any, prompts: Sequence[str]) -> Tensor:
-    """CLIP text-encoder states tau(y) of each prompt, (n, L, D), padded to the tokenizer's length."""
+def encode_prompts(text_encoder: torch.nn.Module | None, tokenizer: Any, prompts: Sequence[str]) -> Tensor:
+    """CLIP text-encoder states tau(y) of each prompt, (n, L, D), padded to the tokenizer's length. `text_encoder` is
+    None once a model is built from the SD parts (SDParts.text_encoder is dropped then): refused."""
+    if text_encoder is None:
+        raise ValueError("the SD parts' text encoder was dropped when a model was built from them: load them again")
     device = next(text_encoder.parameters()).device
     ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids.to(device)

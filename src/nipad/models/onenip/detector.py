@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nipad.models.backbone import create_backbone
-from nipad.models.onenip.model_config import ModelConfig
+from nipad.models.neck import FeatureExtractor, create_neck
 from nipad.models.onenip.fusion import MAPS, fuse, image_score
 from nipad.models.onenip.matching import TokenBank, match_map, prompt_tokens
-from nipad.models.neck import FeatureExtractor, create_neck
+from nipad.models.onenip.model_config import ModelConfig
+from nipad.models.onenip.network import ReconstructionNet
 from nipad.models.output import ModelOutput, module_device
 from nipad.models.prompt_pool import PromptPool
-from nipad.models.onenip.network import ReconstructionNet
 
 
 def upsample(maps: Tensor, size: int) -> Tensor:
     """Bilinear (align_corners=True) upsampling of (B, 1, h, w) maps, as the authors' UpsamplingBilinear2d."""
     return F.interpolate(maps, size=(size, size), mode="bilinear", align_corners=True)
+
+
+class FusedMaps(TypedDict):
+    anomaly_map: Tensor  # (B, 1, S, S)
+    pred_score: Tensor  # (B,)
+
+
+class ScoreMaps(FusedMaps):
+    rec_map: Tensor
+    ref_map: Tensor | None  # None: no refiner
+    match_map: Tensor | None  # None: no prompt-token matching
 
 
 class Detector(nn.Module):
@@ -35,6 +46,11 @@ class Detector(nn.Module):
     """
 
     takes_class: ClassVar[bool] = False  # the prompt pool names each image's class
+    fusion_scale: Tensor  # buffers (register_buffer in __init__; the last four only with their settings)
+    map_weights: Tensor
+    map_shift: Tensor
+    map_scale: Tensor
+    score_weights: Tensor
 
     def __init__(self, config: ModelConfig, extractor: FeatureExtractor | None = None) -> None:
         super().__init__()
@@ -76,6 +92,7 @@ class Detector(nn.Module):
         query = self.net.encode(features)
         if not self.config.uses_prompt:
             return self.net.decode(query), index
+        assert index is not None, "OneNIP is trained with prompts: its pool is never empty"
         unique, inverse = index.unique(return_inverse=True)
         prompt = self.net.encode(self.prompts.features[unique].to(features))[inverse]
         return self.net.decode(query, prompt), index
@@ -110,11 +127,14 @@ class Detector(nn.Module):
         """Reconstruction map, refiner map (or None), matching map (or None), fused anomaly map (B, 1, S, S), image
         score (B,) and the class of each image's prompt."""
         rec, index = self.reconstruct(features)
-        match = self.match(features, index) if self.config.prompt_matching else None
+        match = None
+        if self.config.prompt_matching:
+            assert index is not None, "prompt matching is trained with prompts: the pool is never empty"
+            match = self.match(features, index)
         classes = self.prompts.class_of(index) if index is not None else None
         return ModelOutput(**self.score_maps(features, rec, match), prompt_class=classes)
 
-    def score_maps(self, features: Tensor, rec: Tensor, match: Tensor | None = None) -> dict[str, Tensor | None]:
+    def score_maps(self, features: Tensor, rec: Tensor, match: Tensor | None = None) -> ScoreMaps:
         """The maps and image score from the features, their reconstruction and the token-level matching distances
         (also the exported graph's tail)."""
         size = self.config.image_size
@@ -125,7 +145,7 @@ class Detector(nn.Module):
         return {"rec_map": rec_map, "ref_map": ref_map, "match_map": matched,
                 **self.fuse_maps(rec_map, ref_map, matched)}
 
-    def fuse_maps(self, rec_map: Tensor, ref_map: Tensor | None, matched: Tensor | None) -> dict[str, Tensor]:
+    def fuse_maps(self, rec_map: Tensor, ref_map: Tensor | None, matched: Tensor | None) -> FusedMaps:
         """The fused anomaly map and the image score from the reconstruction, refiner and matching maps: the part of
         the output that the fusion settings (set at the end of training) change."""
         if self.config.fusion == "validated":
