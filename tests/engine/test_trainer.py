@@ -6,8 +6,8 @@ from nipad.data import open_dataset
 from nipad.data.image_io import load_image
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
-from nipad.engine.train_config import TrainConfig
-from nipad.engine.trainer import Trainer, lr_factor, schedule_steps
+from nipad.engine.train_config import TrainConfig, lr_factor, schedule_steps
+from nipad.engine.trainer import Trainer
 from nipad.errors import CheckpointError, ConfigError, TrainingError
 from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.prompt_pool import central

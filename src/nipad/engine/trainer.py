@@ -27,7 +27,7 @@ from nipad.engine.features import (
     synthetic_pool,
     texture_source,
 )
-from nipad.engine.train_config import TrainConfig
+from nipad.engine.train_config import TrainConfig, lr_factor, schedule_steps, step_budget
 from nipad.engine.trainer_finish import (
     MIN_VALIDATION,
     build_token_bank,
@@ -48,19 +48,6 @@ from nipad.synth import PseudoAnomaly
 from nipad.utils.progress import progress
 
 FEW_STEPS = 500  # fewer steps left the cpu preset barely trained: ELPV demo 180 steps image AUROC 57%, 720 steps 79%
-
-
-def lr_factor(step: int, warmup: int, drop: int, gamma: float) -> float:
-    """The lr multiplier at optimiser step `step`: linear warmup over the first `warmup` steps, then x`gamma` from
-    step `drop` on (the authors' single drop)."""
-    return min(1.0, (step + 1) / warmup if warmup > 0 else 1.0) * (gamma if step >= drop else 1.0)
-
-
-def schedule_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
-    """(warmup steps, step of the lr drop): the warmup takes at most a tenth of the schedule, so a short one is not
-    all warmup; the drop comes at the start of epoch int(lr_drop_at * epochs)."""
-    warmup = min(config.warmup_steps, config.epochs * steps_per_epoch // 10)
-    return warmup, max(1, int(config.lr_drop_at * config.epochs)) * steps_per_epoch
 
 
 @dataclass
@@ -100,6 +87,7 @@ class Trainer:
         train, held = lifecycle.start(self.run_dir, samples, self.tcfg.calibration_fraction, self.tcfg.seed,
                                       self.overwrite)
         classes = sorted({s.class_name for s in train})
+        self._fit_budget(len(train))
         start_epoch, state = self._resume_point(classes)
         info = RunInfo(self.mcfg, self.tcfg.to_dict(), classes, list(map(str, data_roots)), start_epoch,
                        extra={"preset": self.preset, "n_train": len(train), "n_calibration": len(held),
@@ -116,6 +104,14 @@ class Trainer:
             self._end_epoch(epoch, means, info, data, opt, started)
         self._finish(info, data, held_bank, train, held, started)
         return self.detector
+
+    def _fit_budget(self, n_train: int) -> None:
+        """Fewer epochs where the preset's step budget is smaller than its epochs over `n_train` images."""
+        budget = step_budget(self.tcfg, n_train, self.ctx.world_size)
+        if budget.epochs < self.tcfg.epochs:
+            self.log(f"nipad: {budget.epochs} epochs instead of {self.tcfg.epochs}: they reach the budget of "
+                     f"{self.tcfg.max_steps} optimiser steps (--max-steps; given --epochs train all)")
+        self.tcfg = budget
 
     def _resume_point(self, classes: list[str]) -> tuple[int, dict | None]:
         """Epochs already done in run_dir (0 for a new run) and the saved training state; the run's weights so far

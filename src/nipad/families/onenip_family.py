@@ -39,6 +39,9 @@ class UniADOptions:
              "fusion; default without a GPU), `cpu` (the authors' method at a CPU budget) or `paper` (the authors' "
              "OneNIP exactly; default with a GPU)")
     epochs: int | None = flag(allowed=AT_LEAST_1)
+    max_steps: int | None = flag(metavar="N", allowed=AT_LEAST_0,
+                                 help="onenip/uniad: train fewer epochs where --epochs would take more than about N "
+                                      "optimiser steps (nipad preset: 3200; 0: no budget; given --epochs: 0)")
     lr: float | None = flag(allowed=POSITIVE)
     warmup_steps: int | None = flag(metavar="N", allowed=AT_LEAST_0,
                                     help="onenip/uniad: raise the lr linearly over the first N optimiser steps (0: "
@@ -111,7 +114,8 @@ def configure(model: str, options: UniADOptions, common: CommonOptions,
         mask_final_attention=True if own.mask_final_attention else None,
     )
     train = train_preset(
-        name, epochs=own.epochs, batch_size=common.batch_size, lr=own.lr, warmup_steps=own.warmup_steps,
+        name, epochs=own.epochs, max_steps=own.max_steps, batch_size=common.batch_size, lr=own.lr,
+        warmup_steps=own.warmup_steps,
         texture_dir=own.texture_dir, synthetic_pool=own.synthetic_pool, prompt_neighbours=own.prompt_neighbours,
         prompts_per_class=own.prompts_per_class, shots=common.shots, seed=common.seed, workers=own.workers,
         device=common.device, false_alarm_rate=common.false_alarm_rate, amp=False if own.fp32 else None,
