@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nipad.engine.train_config import TrainConfig, train_preset
+from nipad.engine.train_config import TrainConfig, step_budget, train_preset
 from nipad.errors import ConfigError
 from nipad.models.onenip.model_config import ModelConfig
 
@@ -39,3 +39,15 @@ def test_prompt_settings_out_of_range_are_refused(bad):
 def test_values_torch_would_refuse_with_a_traceback_are_refused_naming_the_flag(settings, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**settings)
+
+
+def test_the_step_budget_trains_fewer_epochs_only_where_the_epochs_would_exceed_it():
+    nipad = train_preset("nipad")
+    assert step_budget(nipad, 1366).epochs == 19  # five products: 171 steps an epoch, 19 reach 3200
+    assert step_budget(nipad, 831).epochs == 30  # bottle + magnetic_tile: 30 epochs are 3120 steps
+    assert step_budget(nipad, 1366, world_size=2).epochs == 30  # 86 steps an epoch per process
+    assert step_budget(nipad, 10**6).epochs == 1
+    assert step_budget(train_preset("cpu"), 1366).epochs == 30  # no budget: the authors' schedule at a CPU budget
+    assert step_budget(train_preset("nipad", epochs=30), 1366).epochs == 30  # epochs given: all of them
+    with pytest.raises(ConfigError, match="--max-steps must be 0 or more"):
+        TrainConfig(max_steps=-1)

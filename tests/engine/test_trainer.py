@@ -68,6 +68,18 @@ def test_a_short_schedule_is_pointed_out(tiny_mvtec, tmp_path):
     assert any(f"note: only {steps} optimizer steps (1 epochs of {len(train)} images)" in line for line in lines)
 
 
+def test_a_step_budget_trains_fewer_epochs_and_says_so(tiny_mvtec, tmp_path):
+    data = open_dataset(tiny_mvtec)
+    lines: list[str] = []
+    tcfg = TrainConfig(epochs=5, batch_size=4, max_steps=3)
+    Trainer(ModelConfig(model="uniad", **TINY), tcfg, tmp_path / "run", CPU, log=lines.append).fit(data.train, ["x"])
+    train, _ = split_calibration(data.train, tcfg.calibration_fraction, tcfg.seed)
+    epochs = -(-3 // -(-len(train) // 4))  # the fewest epochs of ceil(n / 4) steps that reach 3 steps
+    info = checkpoint.read_info(tmp_path / "run")
+    assert epochs < 5 and info.epochs_done == epochs and info.train["epochs"] == epochs
+    assert any(f"{epochs} epochs instead of 5" in line for line in lines)
+
+
 def test_each_class_prompt_is_its_most_typical_training_image(tiny_mvtec, tmp_path):
     data = open_dataset(tiny_mvtec)
     detector = _train(tmp_path / "run", data, epochs=1).eval()

@@ -56,6 +56,8 @@ def test_the_flags_land_in_the_family_s_typed_config():
     assert not _config("--model", "onenip").model.mask_final_attention
     assert not _config("--model", "onenip", "--no-refiner").model.refiner
     assert rec.train.warmup_steps == 300 and _config("--model", "onenip", "--warmup-steps", "0").train.warmup_steps == 0
+    assert default.train.max_steps == 3200 and _config("--model", "onenip", "--epochs", "30").train.max_steps == 0
+    assert _config("--model", "onenip", "--epochs", "30", "--max-steps", "99").train.max_steps == 99
     base = _config("--model", "padim", "--padim-dims", "7", "--batch-size", "4", "--shots", "5", "--seed", "9",
                    "--false-alarm-rate", "0.05")
     assert isinstance(base, BaselineTraining) and base.model.dims == 7 and base.model.seed == 9
