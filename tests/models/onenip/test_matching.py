@@ -36,18 +36,6 @@ def test_the_coreset_keeps_the_share_asked_and_covers_every_cluster_of_tokens():
     assert torch.cdist(centres, kept.float()).amin(dim=1).max() < 0.1  # each cluster has a token in the coreset
 
 
-def test_a_class_over_the_chunk_size_is_coreset_run_by_run_in_image_order():
-    torch.manual_seed(0)
-    first, second = torch.zeros(4), torch.full((4,), 10.0)
-    points = torch.cat([first + 0.01 * torch.randn(200, 4), second + 0.01 * torch.randn(100, 4)])  # 300 tokens
-    features = points.reshape(3, 10, 10, 4).permute(0, 3, 1, 2)
-    whole = coreset_tokens(features, 0.05, seed=0)
-    runs = coreset_tokens(features, 0.05, seed=0, chunk=100)  # three runs of 100 tokens, 5 picks each
-    assert len(whole) == 15 and len(runs) == 15
-    assert (runs[:10].float() - first).abs().max() < 0.1 and (runs[10:].float() - second).abs().max() < 0.1
-    assert torch.equal(coreset_tokens(features, 0.05, seed=0, chunk=300), whole)  # one run: the whole class
-
-
 def test_the_token_bank_loads_float16_rows_and_names_its_classes():
     bank = TokenBank()
     assert len(bank) == 0 and bank.classes() == set()

@@ -18,8 +18,6 @@ from torch import Tensor, nn
 
 from nipad.models.baselines.memory_bank import greedy_coreset
 
-CORESET_CHUNK = 16_384  # tokens per greedy coreset run (about 84 images of 14 x 14 tokens)
-
 
 def tokens(features: Tensor) -> Tensor:
     """(B, C, h, w) -> (B, h * w, C) float32."""
@@ -44,19 +42,12 @@ def match_map(features: Tensor, bank: Tensor, bank_class: Tensor, query_class: T
     return distance.masked_fill(other, torch.finfo(distance.dtype).max).amin(dim=2).reshape(b, 1, h, w)
 
 
-def coreset_tokens(features: Tensor, ratio: float, seed: int, chunk: int = CORESET_CHUNK) -> Tensor:
-    """A greedy coreset (PatchCore's k-center selection) of about `ratio` x N of the N tokens of one class's
-    training features (n, C, h, w), float16 (M, C): it covers every look of the class at a tenth of the memory.
-
-    A class of more than `chunk` tokens is split, in image order, into near-equal runs of at most `chunk` tokens,
-    each with its own coreset: every pick of the greedy selection reads all the tokens, and a run this size stays in
-    the CPU's cache (benchmarks/coreset_speed.py)."""
+def coreset_tokens(features: Tensor, ratio: float, seed: int) -> Tensor:
+    """A greedy coreset (PatchCore's k-center selection) of ceil(`ratio` x N) of the N tokens of one class's
+    training features (n, C, h, w), float16 (M, C): it covers every look of the class at a tenth of the memory."""
     flat = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
-    picks = []
-    for i, part in enumerate(flat.tensor_split(math.ceil(len(flat) / chunk))):
-        n = min(len(part), max(1, math.ceil(ratio * len(part))))
-        picks.append(part[greedy_coreset(part, n, seed=seed + i)])
-    return torch.cat(picks).half()
+    n = min(len(flat), max(1, math.ceil(ratio * len(flat))))
+    return flat[greedy_coreset(flat, n, seed=seed)].half()
 
 
 class TokenBank(nn.Module):
