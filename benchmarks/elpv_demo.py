@@ -1,7 +1,7 @@
 """The demo's data (ELPV solar cells, mono + poly, 80 normal training cells each, 40 + 40 test cells each): OneNIP
 trained as `nipad demo` trains it, against the kNN and PatchCore baselines on the same cells.
 
-    .venv/bin/python benchmarks/elpv_demo.py [--epochs 30] [--seed 133] [--neck pooled|mfcn] [--threads 2] [--json OUT]
+    .venv/bin/python benchmarks/elpv_demo.py [--epochs 20] [--seed 133] [--neck pooled|mfcn] [--threads 2] [--json OUT]
 
 Prints image AUROC / AP per class and their mean (ELPV has image labels only), with each method's train seconds,
 and writes them to --json (default benchmarks/figures/elpv_demo.json).
@@ -17,18 +17,18 @@ from pathlib import Path
 
 import torch
 
-from nipad.cli.demo_cmd import demo_training
+from nipad.cli.demo_cmd import DEMO_EPOCHS, demo_training
 from nipad.data.elpv import read_elpv
 from nipad.engine.baselines import fit_baseline
-from nipad.runs.checkpoint import load_detector
 from nipad.engine.distributed import Context
 from nipad.engine.evaluate import run_test
 from nipad.engine.trainer import Trainer
-from nipad.runs.split import split_calibration
-from nipad.models.onenip.model_config import preset
 from nipad.models.baselines.knn import KnnConfig
-from nipad.models.neck import NECKS
 from nipad.models.baselines.patchcore import PatchCoreConfig
+from nipad.models.neck import NECKS
+from nipad.models.onenip.model_config import preset
+from nipad.runs.checkpoint import load_detector
+from nipad.runs.split import split_calibration
 
 HERE = Path(__file__).parent
 METRICS = ("image_auroc", "image_ap")
@@ -36,7 +36,7 @@ METRICS = ("image_auroc", "image_ap")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30, help="OneNIP epochs (the demo's 30)")
+    parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help="OneNIP epochs (the demo's)")
     parser.add_argument("--seed", type=int, default=133)
     parser.add_argument("--neck", choices=NECKS, help="OneNIP's neck (default: the preset's)")
     parser.add_argument("--preset", default="nipad", help="OneNIP's preset (default nipad, the demo's)")

@@ -10,7 +10,7 @@ from nipad.cli.train_cmd import chosen_model
 
 COMMON = {"--data", "--classes", "--model", "--out", "--overwrite", "--image-size", "--backbone", "--backbone-weights",
           "--batch-size", "--shots", "--seed", "--device", "--false-alarm-rate", "--help", "-h"}
-UNIAD = {"--preset", "--epochs", "--lr", "--warmup-steps", "--neck", "--fp32", "--fusion"}
+UNIAD = {"--preset", "--epochs", "--lr", "--warmup-steps", "--max-steps", "--neck", "--fp32", "--fusion"}
 OWN = {  # the flags each model read before they were made from its options (the table `READS` of nipad 0.x)
     "onenip": UNIAD | {"--decoder", "--no-restoration", "--no-refiner", "--texture-dir", "--synthetic-pool",
                        "--workers", "--prompt-neighbours", "--prompts-per-class", "--fusion-weight",
