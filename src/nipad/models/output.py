@@ -61,3 +61,16 @@ def module_device(module: nn.Module) -> torch.device:
     """The device of `module`'s first parameter or buffer (the CPU for a module with neither)."""
     first = next(chain(module.parameters(), module.buffers()), None)
     return torch.device("cpu") if first is None else first.device
+
+
+class ModelModule(nn.Module):
+    """The base of every family's model module: the protocol's `device`, and no prompt pool unless the family has
+    one that `nipad prompt add` can extend (it then overrides `prompt_pool`)."""
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self)
+
+    @property
+    def prompt_pool(self) -> PromptPool | None:
+        return None

@@ -23,7 +23,7 @@ from nipad.models.anomalysd.perceptual import Perceptual, distance_map
 from nipad.models.anomalysd.pipeline import SDParts
 from nipad.models.anomalysd.prototypes import build_bank, error_map, prototype_mask, psi
 from nipad.models.backbone import Backbone
-from nipad.models.output import ModelOutput, module_device
+from nipad.models.output import ModelModule, ModelOutput
 from nipad.models.prompt_pool import PromptPool
 
 
@@ -103,7 +103,7 @@ class Inpainter:
         return ((self.vae.decode(z / self.vae_scaling).sample.float() + 1) / 2).clamp(0, 1)
 
 
-class AnomalySD(nn.Module):
+class AnomalySD(ModelModule):
     """The whole detector: `model(images uint8 (B, 3, S, S)) -> ModelOutput` (nipad.models.output) as every nipad
     model, with the multi-scale map as `rec_map` and the prototype map (None without shots) as `ref_map`.
 
@@ -115,6 +115,8 @@ class AnomalySD(nn.Module):
 
     takes_class: ClassVar[bool] = False  # the class comes from the pool (a caller may still pass `classes`)
     model_name: ClassVar[str] = MODEL
+    # no prompt pool (ModelModule's None): its pool of shots (`prompts`) is fixed by fine-tuning, `nipad prompt add`
+    # cannot extend it
     conditions: Tensor  # a buffer (register_buffer in __init__)
 
     def __init__(self, config: AnomalySDConfig, parts: SDParts, backbone: Backbone, perceptual: Perceptual,
@@ -133,15 +135,6 @@ class AnomalySD(nn.Module):
             self.bank_index[name] = len(self.bank_index)
             self.register_buffer(f"bank_{self.bank_index[name]}", build_bank(backbone, x, config.rotations),
                                  persistent=False)
-
-    @property
-    def device(self) -> torch.device:
-        return module_device(self)
-
-    @property
-    def prompt_pool(self) -> None:
-        """None: the pool of shots (`prompts`) is fixed by fine-tuning; `nipad prompt add` cannot extend it."""
-        return None
 
     def classify(self, features: Tensor) -> list[str | None]:
         if len(self.prompts):

@@ -12,14 +12,14 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.transforms.functional import gaussian_blur
 
 from nipad.errors import ConfigError, DataError
 from nipad.models.backbone import Backbone, create_backbone
 from nipad.models.image_size import check_image_size
 from nipad.models.names import MODES, SEED
-from nipad.models.output import ModelOutput, module_device
+from nipad.models.output import ModelModule, ModelOutput
 from nipad.models.prompt_pool import descriptor
 from nipad.settings_base import Settings
 
@@ -60,13 +60,14 @@ def smooth_map(patch_scores: Tensor, size: int, sigma: float) -> Tensor:
     return gaussian_blur(maps, kernel_size=[2 * radius + 1] * 2, sigma=[sigma, sigma])
 
 
-class PatchBaseline(nn.Module):
+class PatchBaseline(ModelModule):
     """Base of PatchCore and PaDiM. Subclasses define `embed`, `fit_group` and `score_group`.
 
     Fitted tensors of group i are buffers named `<key>_<i>`; `groups` names the groups (class names, or `__all__`).
     """
 
     takes_class: ClassVar[bool] = True  # evaluation passes each image's ground-truth class (used in separate mode)
+    # no prompt pool (ModelModule's None): the class-mean descriptors name a class, but no prompt can be added to them
     state_keys: ClassVar[tuple[str, ...]] = ()  # what `fit_group` returns
 
     def __init__(self, config: BaselineConfig, backbone: Backbone | None = None) -> None:
@@ -80,15 +81,6 @@ class PatchBaseline(nn.Module):
     @property
     def model_name(self) -> str:
         return self.config.model
-
-    @property
-    def device(self) -> torch.device:
-        return module_device(self)
-
-    @property
-    def prompt_pool(self) -> None:
-        """None: the class-mean descriptors name a class, but no prompt can be added to them."""
-        return None
 
     def backbone_maps(self, images: Tensor, strides: Sequence[int]) -> list[Tensor]:
         """The backbone's maps at `strides` for uint8 (or [0, 1] float) images."""

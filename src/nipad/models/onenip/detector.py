@@ -6,7 +6,7 @@ from typing import ClassVar, TypedDict
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from nipad.models.backbone import create_backbone
 from nipad.models.neck import FeatureExtractor, create_neck
@@ -14,7 +14,7 @@ from nipad.models.onenip.fusion import MAPS, fuse, image_score
 from nipad.models.onenip.matching import TokenBank, match_map, prompt_tokens
 from nipad.models.onenip.model_config import ModelConfig
 from nipad.models.onenip.network import ReconstructionNet
-from nipad.models.output import ModelOutput, module_device
+from nipad.models.output import ModelModule, ModelOutput
 from nipad.models.prompt_pool import PromptPool
 
 
@@ -34,7 +34,7 @@ class ScoreMaps(FusedMaps):
     match_map: Tensor | None  # None: no prompt-token matching
 
 
-class Detector(nn.Module):
+class Detector(ModelModule):
     """OneNIP or UniAD, end to end from uint8 images.
 
     `fusion_scale` is the authors' c = (max + min) / 2 of the reconstruction maps. The authors measure it on the
@@ -72,10 +72,6 @@ class Detector(nn.Module):
     @property
     def model_name(self) -> str:
         return self.config.model
-
-    @property
-    def device(self) -> torch.device:
-        return module_device(self)
 
     @property
     def prompt_pool(self) -> PromptPool:
