@@ -24,7 +24,6 @@ from nipad.runs.feature_cache import FeatureCache
 from nipad.synth import FolderTextures, ImageBankTextures, PseudoAnomaly
 
 BANK_DTYPE = torch.float16
-OVERLAP_FROM = 256  # pool size from which one worker process draws the pseudo anomalies while the backbone runs
 
 
 def default_cache_dir() -> Path:
@@ -109,26 +108,9 @@ class SyntheticImages(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[int, Tensor, Tensor]:
-        return self.draw(i, self.round)
-
-    def draw(self, i: int, round: int) -> tuple[int, Tensor, Tensor]:
-        """Image i's pseudo anomaly of round `round`: (i, uint8 3xHxW image, bool 1xHxW mask)."""
-        rng = np.random.default_rng([self.seed, round, i])
+        rng = np.random.default_rng([self.seed, self.round, i])
         synthetic, mask = self.pseudo(self.images[i].copy(), rng)
         return i, torch.from_numpy(np.ascontiguousarray(synthetic)).permute(2, 0, 1), torch.from_numpy(mask)[None]
-
-
-class PoolDraws(Dataset):
-    """Every variant of every image of a fixed pool as one sequence: item v * N + i is variant v of image i."""
-
-    def __init__(self, images: SyntheticImages, variants: int) -> None:
-        self.images, self.variants = images, variants
-
-    def __len__(self) -> int:
-        return self.variants * len(self.images)
-
-    def __getitem__(self, k: int) -> tuple[int, Tensor, Tensor]:
-        return self.images.draw(k % len(self.images), k // len(self.images))
 
 
 @torch.no_grad()
@@ -142,18 +124,13 @@ def synthetic_pool(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Features (V*N, C, h, w) float16 and masks (V*N, 1, H, W) bool of V fixed pseudo-anomaly variants per image;
-    row v*N + i is variant v of image i. With `workers` 0, a pool of `OVERLAP_FROM` images or more is still drawn in
-    one worker process, so drawing the anomalies overlaps the backbone (same draws: each is seeded by its index)."""
-    draws = PoolDraws(images, variants)
-    if workers == 0 and len(draws) >= OVERLAP_FROM:
-        workers = 1
-    n = len(images)
-    batches = [list(range(v * n + start, v * n + min(start + batch_size, n)))
-               for v in range(variants) for start in range(0, n, batch_size)]  # a batch never spans two variants
+    row v*N + i is variant v of image i."""
     feats, masks = [], []
-    for _, synthetic, mask in DataLoader(draws, batch_sampler=batches, num_workers=workers):
-        feats.append(extractor(synthetic.to(device)).to("cpu", BANK_DTYPE))
-        masks.append(mask)
-        if progress:
-            progress(len(mask))
+    for v in range(variants):
+        images.round = v
+        for _, synthetic, mask in DataLoader(images, batch_size=batch_size, num_workers=workers):
+            feats.append(extractor(synthetic.to(device)).to("cpu", BANK_DTYPE))
+            masks.append(mask)
+            if progress:
+                progress(len(mask))
     return torch.cat(feats), torch.cat(masks)
